@@ -1,0 +1,223 @@
+"""The ``posetok`` command line. Each command parses its arguments and calls the library; nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PosetokError
+
+EXIT_USER_ERROR = 2
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .tasks.runner import train
+
+    cfg = load_config(args.config, args.overrides)
+    path = train(cfg)
+    print(f"model: {path}")
+    return 0
+
+
+def _load_eval_data(path: str, skeleton: str):
+    from .data.coco import load_coco_keypoints
+
+    return load_coco_keypoints(path, skeleton=skeleton)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from . import load
+    from .io import write_json
+    from .tasks.runner import evaluate
+
+    codec = load(args.checkpoint)
+    data = _load_eval_data(args.data, codec.skeleton.name)
+    metrics, arrays = evaluate(codec, data)
+    metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
+    if args.visualize:
+        from .viz import save_codebook_usage, save_error_per_joint, save_reconstruction_grid
+
+        out = Path(args.visualize)
+        save_reconstruction_grid(out / "reconstructions.png", data.keypoints, arrays["recon"], codec.skeleton,
+                                 boxes=data.boxes)
+        save_codebook_usage(out / "codebook_usage.png", arrays["tokens"], codec.codebook_size)
+        save_error_per_joint(out / "error_per_joint.png", arrays["errors"], codec.skeleton)
+    if args.json:
+        write_json(args.json, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_tokenize(args: argparse.Namespace) -> int:
+    from . import load
+    from .io import atomic_path
+
+    codec = load(args.checkpoint)
+    data = _load_eval_data(args.annotations, codec.skeleton.name)
+    tokens = codec.encode(data.keypoints, data.boxes)
+    dtype = np.uint16 if codec.codebook_size <= 65536 else np.int64
+    with atomic_path(args.output) as tmp:
+        np.savez_compressed(
+            tmp, tokens=tokens.astype(dtype), boxes=data.boxes, image_ids=data.image_ids, ann_ids=data.ann_ids,
+            skeleton=np.array(codec.skeleton.name), codebook_size=np.array(codec.codebook_size),
+            images=np.array(json.dumps(list(data.images.values()))))
+    print(f"{len(tokens)} people -> {tokens.shape[1]} tokens each ({codec.codebook_size} codes): {args.output}")
+    return 0
+
+
+def read_tokens(path: str | Path, num_tokens: int, codebook_size: int, skeleton: str) -> dict[str, np.ndarray]:
+    """Read and check a ``posetok tokenize`` file against the checkpoint that will decode it."""
+    path = Path(path)
+    if not path.is_file():
+        raise PosetokError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise PosetokError(f"{path}: not a readable .npz file ({str(e).splitlines()[0][:100]})") from None
+    for key in ("tokens", "boxes"):
+        if key not in data:
+            raise PosetokError(f"{path}: field '{key}': missing")
+    tokens, boxes = data["tokens"], data["boxes"]
+    if tokens.ndim != 2 or tokens.shape[1] != num_tokens:
+        raise PosetokError(f"{path}: field 'tokens': expected shape (N, {num_tokens}) for this checkpoint, "
+                           f"got {tokens.shape}")
+    if "skeleton" in data and str(data["skeleton"]) != skeleton:
+        raise PosetokError(f"{path}: field 'skeleton': tokens of '{data['skeleton']}', checkpoint is '{skeleton}'")
+    if "codebook_size" in data and int(data["codebook_size"]) != codebook_size:
+        raise PosetokError(f"{path}: field 'codebook_size': {int(data['codebook_size'])}, checkpoint has "
+                           f"{codebook_size}")
+    if boxes.shape != (len(tokens), 4) or not np.isfinite(boxes).all():
+        raise PosetokError(f"{path}: field 'boxes': expected ({len(tokens)}, 4) finite values, got {boxes.shape}")
+    if "image_ids" not in data:
+        data["image_ids"] = np.arange(len(tokens), dtype=np.int64)
+    return data
+
+
+def _cmd_detokenize(args: argparse.Namespace) -> int:
+    from . import load
+    from .data.coco import write_coco_results
+
+    codec = load(args.checkpoint)
+    data = read_tokens(args.tokens, codec.num_tokens, codec.codebook_size, codec.skeleton.name)
+    poses = codec.decode(data["tokens"].astype(np.int64), data["boxes"])
+    write_coco_results(args.output, data["image_ids"], poses)
+    print(f"{len(poses)} people decoded: {args.output}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import sample_poses, synthetic_coco
+    from .io import atomic_path, write_json
+
+    if args.num <= 0:
+        raise PosetokError(f"--num: must be positive, got {args.num}")
+    doc = synthetic_coco(args.num, skeleton=args.skeleton, seed=args.seed,
+                         image_size=(args.width, args.height))
+    write_json(args.output, doc, indent=None)
+    if args.joints3d:
+        poses = sample_poses(args.num, skeleton=args.skeleton, seed=args.seed,
+                             image_size=(args.width, args.height), return_3d=True)
+        with atomic_path(args.joints3d) as tmp:
+            np.savez_compressed(tmp, joints3d=poses.joints3d, keypoints=poses.keypoints, boxes=poses.boxes)
+    print(f"{args.num} synthetic {args.skeleton} people: {args.output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), minutes=args.minutes, steps=args.steps, num_train=args.num_train)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_tokenizer
+    from .io import write_json
+
+    result = bench_tokenizer(args.preset, batch=args.batch, seconds=args.seconds, train_batch=args.train_batch,
+                             skeleton=args.skeleton)
+    if args.json:
+        write_json(args.json, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="posetok", description="Human pose as discrete tokens.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("train", help="train a tokenizer from a config")
+    s.add_argument("config", help="YAML config (see configs/)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. out=runs/x")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="reconstruct a COCO keypoint file and score it")
+    s.add_argument("checkpoint", help="model.ckpt (or a run's last.ckpt)")
+    s.add_argument("--data", required=True, help="COCO keypoint annotation JSON")
+    s.add_argument("--json", help="also write the metrics to this JSON file")
+    s.add_argument("--visualize", metavar="DIR", help="write reconstruction, error and codebook PNGs here")
+    s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("tokenize", help="COCO keypoint file -> tokens (.npz)")
+    s.add_argument("checkpoint")
+    s.add_argument("annotations", help="COCO keypoint annotation JSON")
+    s.add_argument("-o", "--output", required=True, help="output .npz")
+    s.set_defaults(func=_cmd_tokenize)
+
+    s = sub.add_parser("detokenize", help="tokens (.npz) -> poses in the COCO results format")
+    s.add_argument("checkpoint")
+    s.add_argument("tokens", help=".npz written by posetok tokenize")
+    s.add_argument("-o", "--output", required=True, help="output JSON (COCO results format)")
+    s.set_defaults(func=_cmd_detokenize)
+
+    s = sub.add_parser("synth", help="write synthetic people as a COCO keypoint file")
+    s.add_argument("--num", type=int, default=1000)
+    s.add_argument("--skeleton", default="coco17")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--width", type=int, default=640)
+    s.add_argument("--height", type=int, default=480)
+    s.add_argument("--joints3d", metavar="NPZ", help="also write the 3D joints (camera frame, metres)")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(func=_cmd_synth)
+
+    s = sub.add_parser("demo", help="train pct_small on synthetic poses and report on held-out and real poses")
+    s.add_argument("--out", default="report", help="report folder")
+    s.add_argument("--minutes", type=float, default=4.0, help="training time bound")
+    s.add_argument("--steps", type=int, default=4000, help="training step bound")
+    s.add_argument("--num-train", type=int, default=100_000, help="synthetic training poses")
+    s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("bench", help="speed benchmarks (JSON out)")
+    bsub = s.add_subparsers(dest="target", required=True, metavar="TARGET")
+    b = bsub.add_parser("tokenizer", help="encode+decode poses/s, batch-1 latency, training samples/s")
+    b.add_argument("--preset", default="pct_base")
+    b.add_argument("--skeleton", default="coco17")
+    b.add_argument("--batch", type=int, default=512)
+    b.add_argument("--train-batch", type=int, default=256)
+    b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
+    b.add_argument("--json", help="also write the result here")
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PosetokError as e:
+        print(f"posetok {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"posetok {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
