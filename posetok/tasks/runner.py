@@ -19,7 +19,7 @@ from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..data.transforms import KeypointAugment
 from ..errors import PosetokError
 from ..metrics import tokens as token_metrics
-from ..metrics.coco import coco_keypoint_eval
+from ..metrics.coco import coco_keypoint_eval, keypoint_gt
 from ..metrics.pck import bbox_size, keypoint_errors, pck
 from ..skeletons import Skeleton, get_skeleton
 from .tokenizer import CropTargets, TokenizerTask, make_loader
@@ -125,9 +125,9 @@ def train(cfg: DictConfig) -> Path:
 def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tuple[dict[str, Any], dict]:
     """Reconstruct every annotated person of ``data`` and score it.
 
-    Returns the metrics and the arrays behind them (``tokens``, ``recon``). Reconstructions use each
-    annotation's box; OKS-AP scores them (pycocotools) against the file's own annotations with the
-    skeleton's sigmas, and every labelled joint is scored (occluded ones included).
+    Returns the metrics and the arrays behind them (``tokens``, ``recon``, ``errors``). Reconstructions use
+    each annotation's box; OKS-AP scores them (pycocotools) against the same people's annotations (their
+    ``area``) with the skeleton's sigmas, and every labelled joint is scored (occluded ones included).
     """
     if data.skeleton.num_joints != codec.skeleton.num_joints:
         raise PosetokError(f"{data.path}: field 'annotations[0].keypoints': {data.skeleton.num_joints} joints, "
@@ -142,7 +142,8 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
         results = [{"image_id": int(i), "category_id": 1, "score": 1.0,
                     "keypoints": np.concatenate([r, np.ones((len(r), 1))], 1).ravel().tolist()}
                    for i, r in zip(data.image_ids, recon)]
-        metrics.update(coco_keypoint_eval(data.path, results, codec.skeleton.sigmas))
+        gt = keypoint_gt(data.keypoints, data.boxes, data.areas, data.image_ids)
+        metrics.update(coco_keypoint_eval(gt, results, codec.skeleton.sigmas))
     v, m = codec.codebook_size, codec.num_tokens
     metrics.update({
         "mean_error_px": float(np.nanmean(errors)),

@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny tokenizer config and one trained checkpoint for the whole session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetok.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SAMPLE = ROOT / "posetok" / "assets" / "real_sample" / "coco17_sports2d.json"
+
+# A model small enough to train in seconds on a CPU.
+TINY = [
+    "model.preset=pct_small",
+    "model.encoder.num_blocks=1", "model.encoder.hidden_dim=64", "model.encoder.hidden_inter_dim=64",
+    "model.encoder.token_inter_dim=32",
+    "model.decoder.hidden_dim=32", "model.decoder.hidden_inter_dim=32", "model.decoder.token_inter_dim=32",
+    "model.codebook.num_tokens=16", "model.codebook.token_dim=32", "model.codebook.size=128",
+    "model.codebook.kmeans_iters=3",
+    "data.batch_size=128", "data.synthetic_train=4000", "data.synthetic_val=256",
+    "trainer.progress_bar=false", "trainer.log_every_n_steps=10",
+]
+
+
+def tiny_config(out: Path, *extra: str):
+    return load_config(None, [f"out={out}", *TINY, *extra])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny tokenizer trained for 150 steps on synthetic people; returns the run folder."""
+    from posetok.tasks.runner import train
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(out, "trainer.max_steps=150", "trainer.val_every_n_steps=75", "optim.warmup_steps=20"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(trained_run: Path) -> Path:
+    return trained_run / "model.ckpt"

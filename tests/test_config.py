@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from posetok.config import load_config
+from posetok.errors import PosetokError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_fill_preset_dims():
+    cfg = load_config(None, ["model.preset=pct_base"])
+    assert cfg.model.encoder.num_blocks == 4
+    assert cfg.model.encoder.hidden_dim == 512
+    assert cfg.model.encoder.token_inter_dim == 64
+    assert cfg.model.codebook.num_tokens == 34
+    assert cfg.model.codebook.size == 2048
+    assert cfg.model.codebook.token_dim == 512
+    assert cfg.model.codebook.ema_decay == 0.9
+    assert cfg.model.decoder.hidden_dim == 32
+    assert cfg.model.encoder.drop_rate == 0.2
+
+
+def test_override_wins_over_preset():
+    cfg = load_config(None, ["model.preset=pct_base", "model.codebook.size=1024", "model.encoder.num_blocks=2"])
+    assert cfg.model.codebook.size == 1024
+    assert cfg.model.encoder.num_blocks == 2
+    assert cfg.model.encoder.hidden_dim == 512
+
+
+def test_shipped_recipes_load():
+    base = load_config(ROOT / "configs/tokenizer/pct_base_coco17.yaml")
+    small = load_config(ROOT / "configs/tokenizer/pct_small_coco17.yaml")
+    assert base.model.preset == "pct_base" and base.model.encoder.hidden_dim == 512
+    assert base.trainer.max_time <= 30
+    assert small.model.preset == "pct_small"
+    assert base.loss.commit_weight == 15.0  # from _default.yaml through _base_
+
+
+def test_base_inheritance_and_cli_override(tmp_path):
+    (tmp_path / "parent.yaml").write_text("data:\n  batch_size: 32\n  seed: 7\n")
+    (tmp_path / "child.yaml").write_text("_base_: parent.yaml\ndata:\n  seed: 9\n")
+    cfg = load_config(tmp_path / "child.yaml", ["data.batch_size=16"])
+    assert cfg.data.seed == 9
+    assert cfg.data.batch_size == 16
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("model:\n  presett: pct_base\n")
+    with pytest.raises(PosetokError, match=r"bad\.yaml: field 'model\.presett': unknown key"):
+        load_config(f)
+
+
+def test_unknown_key_on_command_line():
+    with pytest.raises(PosetokError, match=r"command line: field 'trainer\.max_stepz': unknown key"):
+        load_config(None, ["trainer.max_stepz=3"])
+
+
+def test_wrong_type_and_malformed_override():
+    with pytest.raises(PosetokError, match=r"field 'data\.batch_size'"):
+        load_config(None, ["data.batch_size=lots"])
+    with pytest.raises(PosetokError, match="not of the form key=value"):
+        load_config(None, ["data.batch_size"])
+
+
+def test_unknown_preset_and_bad_yaml_and_cycle(tmp_path):
+    with pytest.raises(PosetokError, match="unknown preset 'pct_huge'"):
+        load_config(None, ["model.preset=pct_huge"])
+    f = tmp_path / "broken.yaml"
+    f.write_text("model: [unclosed\n")
+    with pytest.raises(PosetokError, match=r"broken\.yaml: not valid YAML at line"):
+        load_config(f)
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(PosetokError, match="inheritance cycle"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(PosetokError, match=r"missing\.yaml: cannot read config"):
+        load_config(tmp_path / "missing.yaml")
