@@ -14,6 +14,7 @@ import torch
 
 from .errors import PosetokError
 from .models.pct import PRESETS, PCTTokenizerModel
+from .perf import keep_freed_memory, use_all_cores
 from .skeletons import get_skeleton
 
 
@@ -76,7 +77,8 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
     """
     if preset not in PRESETS:
         raise PosetokError(f"--preset: unknown preset '{preset}' (known: {', '.join(PRESETS)})")
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    use_all_cores()
+    heap_kept = keep_freed_memory()
     k = get_skeleton(skeleton).num_joints
     torch.manual_seed(0)
     model = PCTTokenizerModel(k, PRESETS[preset])
@@ -117,6 +119,6 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         "batch1_latency_ms": {k2: round(v2, 3) if isinstance(v2, float) else v2 for k2, v2 in lat.items()},
         "train_batch": train_batch, "train_samples_per_s": round(train_rate, 1),
         "fast_tokens_equal_reference": same, "parameters": params,
-        "machine": machine_info(),
+        "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
         "numpy": np.__version__,
     }

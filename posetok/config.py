@@ -83,7 +83,7 @@ class DataConfig:
     synthetic_train: int = 200_000
     synthetic_val: int = 2_000
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int = 128
     num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -97,11 +97,14 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-3
+    lr: float = 1e-2
     weight_decay: float = 0.15
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    warmup_steps: int = 300
+    warmup_steps: int = 100
     min_lr_ratio: float = 1e-3
+    # Steps during which the decoder reads continuous encoder features; the first quantized step then
+    # k-means-initialises the codebook on trained features instead of random ones.
+    vq_start_step: int = 500
 
 
 @dataclass

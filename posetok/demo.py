@@ -15,7 +15,8 @@ from .config import load_config
 from .data.coco import load_coco_keypoints
 from .data.synthetic import synthetic_coco
 from .io import write_json
-from .tasks.runner import evaluate, train, use_all_cores
+from .perf import default_precision, use_all_cores
+from .tasks.runner import evaluate, train
 
 ASSETS = Path(__file__).parent / "assets"
 REAL_SAMPLE = ASSETS / "real_sample" / "coco17_sports2d.json"
@@ -32,7 +33,7 @@ def _images(data: Any, folder: Path, index: np.ndarray) -> list[np.ndarray | Non
     return out
 
 
-def run_demo(out: Path, minutes: float = 4.0, steps: int = 4000, num_train: int = 100_000) -> dict[str, Any]:
+def run_demo(out: Path, minutes: float = 4.0, steps: int = 3000, num_train: int = 100_000) -> dict[str, Any]:
     """Run the demo into ``out``; returns the metrics written to ``out/metrics.json``."""
     from .viz import save_codebook_usage, save_error_per_joint, save_reconstruction_grid
 
@@ -41,6 +42,7 @@ def run_demo(out: Path, minutes: float = 4.0, steps: int = 4000, num_train: int 
     cfg = load_config(None, [
         f"out={out / 'run'}", "model.preset=pct_small", f"trainer.max_time={minutes}",
         f"trainer.max_steps={steps}", f"data.synthetic_train={num_train}", "trainer.val_every_n_steps=500",
+        f"optim.vq_start_step={max(1, steps // 4)}", f"trainer.precision={default_precision()}",
     ])
     print(f"[1/3] training pct_small on {num_train} synthetic people for up to {minutes:g} min "
           f"or {steps} steps -> {cfg.out}", flush=True)

@@ -12,15 +12,11 @@ from posetok.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT / "posetok" / "assets" / "real_sample" / "coco17_sports2d.json"
 
-# A model small enough to train in seconds on a CPU.
+# pct_small, trained briefly: small enough for seconds per test, big enough to learn in 300 steps.
 TINY = [
-    "model.preset=pct_small",
-    "model.encoder.num_blocks=1", "model.encoder.hidden_dim=64", "model.encoder.hidden_inter_dim=64",
-    "model.encoder.token_inter_dim=32",
-    "model.decoder.hidden_dim=32", "model.decoder.hidden_inter_dim=32", "model.decoder.token_inter_dim=32",
-    "model.codebook.num_tokens=16", "model.codebook.token_dim=32", "model.codebook.size=128",
-    "model.codebook.kmeans_iters=3",
+    "model.preset=pct_small", "model.codebook.kmeans_iters=3",
     "data.batch_size=128", "data.synthetic_train=4000", "data.synthetic_val=256",
+    "optim.vq_start_step=150", "trainer.precision=32-true",
     "trainer.progress_bar=false", "trainer.log_every_n_steps=10",
 ]
 
@@ -31,12 +27,12 @@ def tiny_config(out: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A tiny tokenizer trained for 150 steps on synthetic people; returns the run folder."""
+    """pct_small trained for 300 steps on synthetic people (150 before quantizing); returns the run folder."""
     from posetok.tasks.runner import train
 
     torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("run")
-    train(tiny_config(out, "trainer.max_steps=150", "trainer.val_every_n_steps=75", "optim.warmup_steps=20"))
+    train(tiny_config(out, "trainer.max_steps=300", "trainer.val_every_n_steps=150", "optim.warmup_steps=20"))
     return out
 
 

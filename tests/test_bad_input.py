@@ -110,7 +110,9 @@ def test_unknown_config_key(capsys, tmp_path):
     run = tmp_path / "run"
     _check(capsys, ["train", cfg, f"out={run}"], "cfg.yaml", "model.widht", "unknown key")
     assert not run.exists()
-    _check(capsys, ["train", cfg.with_name("cfg.yaml"), "trainer.bogus=1"], "command line", "trainer.bogus")
+    good = _write(tmp_path, "good.yaml", "model:\n  preset: pct_small\n")
+    _check(capsys, ["train", good, f"out={run}", "trainer.bogus=1"], "command line", "trainer.bogus", "unknown key")
+    assert not run.exists()
 
 
 def test_missing_checkpoint(capsys, tmp_path, out):
@@ -130,6 +132,6 @@ def test_tokens_file_checked_against_checkpoint(capsys, tmp_path, tiny_ckpt):
     f = tmp_path / "t.npz"
     np.savez(f, tokens=np.zeros((3, 5), np.uint16), boxes=np.zeros((3, 4), np.float32))
     res = tmp_path / "poses.json"
-    _check(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens'", "(N, 16)", output=res)
+    _check(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens'", "(N, 34)", output=res)
     np.savez(f, boxes=np.zeros((3, 4), np.float32))
     _check(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens': missing", output=res)

@@ -22,8 +22,8 @@ def test_model_ckpt_holds_everything_needed(tiny_ckpt):
     payload = torch.load(tiny_ckpt, weights_only=True)
     assert payload["format"] == "posetok.tokenizer" and payload["skeleton"] == "coco17"
     assert payload["codec"] == {"input_size": [256, 256], "padding": 1.25}
-    assert payload["dims"]["codebook"]["size"] == 128
-    assert payload["meta"]["global_step"] == 150
+    assert payload["dims"]["codebook"]["size"] == 512
+    assert payload["meta"]["global_step"] == 300
     assert payload["config"]["model"]["preset"] == "pct_small"
 
 

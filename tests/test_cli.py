@@ -37,18 +37,18 @@ def test_train_eval_tokenize_detokenize(tmp_path, capsys, tiny_ckpt):
                 "bits_per_pose", "compression_ratio"):
         assert key in metrics
     assert metrics["num_people"] == 221
-    assert metrics["bits_per_pose"] == 16 * 7  # 16 tokens of a 128-entry codebook
-    assert metrics["compression_ratio"] == pytest.approx(17 * 2 * 32 / 112)
-    assert 0 < metrics["codebook_usage"] <= 1 and 1 <= metrics["perplexity"] <= 128
+    assert metrics["bits_per_pose"] == 34 * 9  # 34 tokens of a 512-entry codebook
+    assert metrics["compression_ratio"] == pytest.approx(17 * 2 * 32 / 306)
+    assert 0 < metrics["codebook_usage"] <= 1 and 1 <= metrics["perplexity"] <= 512
     assert json.loads(stdout)["oks_ap"] == metrics["oks_ap"]
     assert {p.name for p in (tmp_path / "viz").iterdir()} == {
         "reconstructions.png", "codebook_usage.png", "error_per_joint.png"}
 
     tokens = tmp_path / "tokens.npz"
     code, stdout, _ = run(capsys, "tokenize", tiny_ckpt, REAL_SAMPLE, "-o", tokens)
-    assert code == 0 and "221 people -> 16 tokens" in stdout
+    assert code == 0 and "221 people -> 34 tokens" in stdout
     with np.load(tokens) as f:
-        assert f["tokens"].shape == (221, 16) and f["tokens"].dtype == np.uint16
+        assert f["tokens"].shape == (221, 34) and f["tokens"].dtype == np.uint16
     poses = tmp_path / "poses.json"
     code, _, _ = run(capsys, "detokenize", tiny_ckpt, tokens, "-o", poses)
     assert code == 0

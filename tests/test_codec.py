@@ -81,7 +81,7 @@ def test_round_trip_reconstructs_real_poses(tok, real):
     recon = tok.reconstruct(real.keypoints, real.boxes)
     err = np.linalg.norm(recon - real.keypoints[..., :2], axis=-1)[real.keypoints[..., 2] > 0]
     person = real.boxes[:, 3].mean()
-    assert err.mean() < 0.12 * person  # a 150-step tiny model already lands near the pose
+    assert err.mean() < 0.08 * person  # 300 steps of pct_small already land within 8 % of the box height
     again = tok.decode(tok.encode(real.keypoints, real.boxes), real.boxes)
     np.testing.assert_array_equal(again, recon)
 

@@ -34,15 +34,17 @@ def test_training_drops_reconstruction_error_below_bound(tiny_ckpt):
     before = evaluate(untrained, data)[0]["mean_error_px"]
     person = float(np.median(data.boxes[:, 3]))
     assert after < 0.5 * before
-    assert after < 0.08 * person, (after, person)  # 150 steps of a tiny model: under 8 % of the box height
+    assert after < 0.09 * person, (after, person)  # 300 steps of pct_small: under 9 % of the box height
 
 
 def test_resume_continues_from_last_ckpt(tmp_path):
-    cfg = tiny_config(tmp_path, "trainer.max_steps=12", "trainer.val_every_n_steps=6", "data.synthetic_train=2000")
+    cfg = tiny_config(tmp_path, "trainer.max_steps=12", "trainer.val_every_n_steps=6", "data.synthetic_train=2000",
+                      "optim.vq_start_step=4", "data.batch_size=64")
     train(cfg)
     first = torch.load(tmp_path / "model.ckpt", weights_only=True)
     assert first["meta"]["global_step"] == 12
-    cfg = tiny_config(tmp_path, "trainer.max_steps=20", "trainer.val_every_n_steps=6", "data.synthetic_train=2000")
+    cfg = tiny_config(tmp_path, "trainer.max_steps=20", "trainer.val_every_n_steps=6", "data.synthetic_train=2000",
+                      "optim.vq_start_step=4", "data.batch_size=64")
     train(cfg)
     second = torch.load(tmp_path / "model.ckpt", weights_only=True)
     assert second["meta"]["global_step"] == 20  # 8 more steps, not 20 from scratch
@@ -55,3 +57,22 @@ def test_warmup_cosine_schedule():
     assert abs(warmup_cosine(55, 10, 100, 0.0) - 0.5) < 1e-9
     assert abs(warmup_cosine(100, 10, 100, 0.01) - 0.01) < 1e-9
     assert warmup_cosine(5, 10, 100, 0.0) == 0.5
+
+
+def test_schedule_follows_the_nearer_bound_steps_or_time():
+    # Half the steps done but the whole time budget spent: the learning rate has reached its floor.
+    assert warmup_cosine(505, 10, 1000, 0.01, time_fraction=1.0) == 0.01
+    # Time is the nearer bound at 50 %: the same multiplier as half-way by steps.
+    assert abs(warmup_cosine(20, 10, 1000, 0.0, time_fraction=0.5) - 0.5) < 1e-9
+    assert warmup_cosine(20, 10, 1000, 0.0, time_fraction=0.0) > 0.99
+
+
+def test_keep_freed_memory_on_glibc():
+    import platform
+
+    from posetok.perf import keep_freed_memory
+
+    result = keep_freed_memory()
+    assert isinstance(result, bool)
+    if platform.libc_ver()[0] == "glibc":
+        assert result

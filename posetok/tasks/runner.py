@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from ..errors import PosetokError
 from ..metrics import tokens as token_metrics
 from ..metrics.coco import coco_keypoint_eval, keypoint_gt
 from ..metrics.pck import bbox_size, keypoint_errors, pck
+from ..perf import keep_freed_memory
 from ..skeletons import Skeleton, get_skeleton
 from .tokenizer import CropTargets, TokenizerTask, make_loader
 
@@ -42,28 +43,17 @@ def _threads(cfg: DictConfig) -> None:
 
 
 class _WriteModel(L.Callback):
-    """Writes ``model.ckpt`` (weights plus everything needed to use them) next to every ``last.ckpt``."""
+    """Writes ``model.ckpt`` (weights plus everything needed to use them) at the end of training."""
 
     def __init__(self, out: Path, cfg: DictConfig) -> None:
         self.out = out
         self.cfg = cfg
-        self.t0 = time.monotonic()
-        self.elapsed0 = 0.0
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        self.elapsed0 = float(checkpoint.get("posetok_train_time_s", 0.0))
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint["posetok_train_time_s"] = self.elapsed()
-
-    def elapsed(self) -> float:
-        return self.elapsed0 + time.monotonic() - self.t0
 
     def write(self, trainer: L.Trainer, task: TokenizerTask) -> Path:
         m = self.cfg.model
         payload = tokenizer_payload(
             task.model, m.skeleton, list(m.input_size), m.padding, OmegaConf.to_container(self.cfg),  # type: ignore
-            {"global_step": trainer.global_step, "train_time_s": round(self.elapsed(), 1)})
+            {"global_step": trainer.global_step, "train_time_s": round(task.train_time_s(), 1)})
         return save_tokenizer(self.out / "model.ckpt", payload)
 
 
@@ -75,6 +65,7 @@ def train(cfg: DictConfig) -> Path:
     If ``last.ckpt`` exists the run resumes from it.
     """
     _threads(cfg)
+    keep_freed_memory()
     out = Path(cfg.out)
     skeleton = get_skeleton(cfg.model.skeleton)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -118,6 +109,10 @@ def train(cfg: DictConfig) -> Path:
     # Lightning's ModelCheckpoint writes last.ckpt on its step schedule; the final state is saved here too.
     trainer.save_checkpoint(last)
     if trainer.is_global_zero:
+        if not task.quantizing:
+            print(f"warning: training stopped at step {trainer.global_step}, before optim.vq_start_step="
+                  f"{cfg.optim.vq_start_step}: the codebook was never trained; raise trainer.max_time or lower "
+                  "optim.vq_start_step", file=sys.stderr)
         writer.write(trainer, task)
     return out / "model.ckpt"
 
@@ -158,8 +153,3 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
         "poses_per_s": len(data) / max(seconds, 1e-9),
     })
     return metrics, {"tokens": tokens, "recon": recon, "errors": errors}
-
-
-def use_all_cores() -> None:
-    """Let torch use every core this process may run on (the default can be lower in containers)."""
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))

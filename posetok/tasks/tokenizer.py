@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -68,11 +69,16 @@ def _keep_batch(batch: Any) -> Any:
     return batch
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up from ``min_ratio`` over ``warmup`` steps, then cosine to ``min_ratio``."""
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """LR multiplier: linear warm-up from ``min_ratio`` over ``warmup`` steps, then cosine to ``min_ratio``.
+
+    The cosine follows whichever bound of the run is nearer: the step count (``step / total``) or the
+    share of a time budget already spent (``time_fraction``), so a run stopped by ``trainer.max_time`` has
+    annealed by then instead of ending at a high learning rate.
+    """
     if step < warmup:
         return min_ratio + (1.0 - min_ratio) * step / max(1, warmup)
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -90,11 +96,37 @@ class TokenizerTask(L.LightningModule):
         self.skeleton: Skeleton = get_skeleton(self.cfg.model.skeleton)
         self.model: PCTTokenizerModel | None = None
         self._val: list[tuple[torch.Tensor, ...]] = []
+        self._time_before = 0.0  # training seconds of earlier sessions of this run (restored on resume)
+        self._session_start: float | None = None
+
+    def train_time_s(self) -> float:
+        """Seconds spent training this run, across resumes."""
+        now = time.monotonic()
+        return self._time_before + (now - self._session_start if self._session_start is not None else 0.0)
+
+    def time_fraction(self) -> float:
+        """Share of ``trainer.max_time`` already spent (0 without a time bound)."""
+        limit = self.cfg.trainer.max_time
+        return self.train_time_s() / (60.0 * limit) if limit else 0.0
+
+    def on_train_start(self) -> None:
+        self._session_start = time.monotonic()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["posetok_train_time_s"] = self.train_time_s()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
 
     def configure_model(self) -> None:
         if self.model is None:
             dims = PCTDims.from_dict(OmegaConf.to_container(self.cfg.model))  # type: ignore[arg-type]
             self.model = PCTTokenizerModel(self.skeleton.num_joints, dims)
+
+    @property
+    def quantizing(self) -> bool:
+        """False during the quantizer warm-up (``optim.vq_start_step``), and for validation before it ends."""
+        return self.global_step >= self.cfg.optim.vq_start_step
 
     @property
     def crop_px(self) -> float:
@@ -103,7 +135,7 @@ class TokenizerTask(L.LightningModule):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.model is not None
-        out = self.model(batch["coords"], batch["visible"])
+        out = self.model(batch["coords"], batch["visible"], quantize=self.quantizing)
         w = batch["visible"].float()
         per_joint = F.smooth_l1_loss(out["recon"], batch["coords"], beta=self.cfg.loss.beta, reduction="none")
         joint_loss = (per_joint.sum(-1) * w).sum() / w.sum().clamp(min=1.0)
@@ -118,8 +150,9 @@ class TokenizerTask(L.LightningModule):
         self.log_dict({"train/loss": out["loss"].detach(), "train/joint_loss": out["joint_loss"].detach(),
                        "train/commit_loss": out["commit_loss"]}, batch_size=bs)
         self.log("train/error_px", out["error_px"], prog_bar=True, batch_size=bs)
-        usage = out["tokens"].unique().numel() / self.model.codebook_size  # type: ignore[union-attr]
-        self.log("train/batch_code_usage", usage, batch_size=bs)
+        if self.quantizing:
+            usage = out["tokens"].unique().numel() / self.model.codebook_size  # type: ignore[union-attr]
+            self.log("train/batch_code_usage", usage, batch_size=bs)
         return out["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -132,10 +165,12 @@ class TokenizerTask(L.LightningModule):
         recon, coords, visible, tokens = (torch.cat(t) for t in zip(*self._val))
         self._val.clear()
         err = (recon - coords).norm(dim=-1)[visible].mean() * self.crop_px
-        tok = tokens.cpu().numpy()
-        v = self.model.codebook_size  # type: ignore[union-attr]
-        self.log_dict({"val/error_px": err, "val/code_usage": codebook_usage(tok, v),
-                       "val/perplexity": perplexity(tok, v)}, prog_bar=True, sync_dist=True)
+        self.log("val/error_px", err, prog_bar=True, sync_dist=True)
+        if self.quantizing:
+            tok = tokens.cpu().numpy()
+            v = self.model.codebook_size  # type: ignore[union-attr]
+            self.log_dict({"val/code_usage": codebook_usage(tok, v), "val/perplexity": perplexity(tok, v)},
+                          sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
@@ -148,7 +183,7 @@ class TokenizerTask(L.LightningModule):
                                  {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
         total = int(self.trainer.max_steps) if self.trainer.max_steps > 0 else int(self.cfg.trainer.max_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio))
+            opt, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio, self.time_fraction()))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -1,0 +1,51 @@
+"""Process-level performance settings."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import torch
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
+    """Make glibc keep freed blocks up to ``limit_bytes`` in the heap instead of unmapping them.
+
+    CPU training and eval allocate activations of tens of MB every step. glibc serves those with fresh
+    ``mmap`` pages and unmaps them when freed, so each step page-faults its memory in again. Keeping them in
+    the heap makes training about 1.35x faster on 2 cores (docs/benchmarks.md); the cost is that the
+    process keeps its peak heap. Returns False where the C library is not glibc (nothing changes).
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, limit_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * limit_bytes))
+
+
+def use_all_cores() -> int:
+    """Let torch use every core this process may run on (the default can be lower in containers)."""
+    n = max(1, len(os.sched_getaffinity(0)))
+    torch.set_num_threads(n)
+    return n
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_precision() -> str:
+    """``bf16-mixed`` on GPUs and on CPUs with native bf16, else ``32-true``."""
+    return "bf16-mixed" if torch.cuda.is_available() or cpu_supports_bf16() else "32-true"
