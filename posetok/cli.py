@@ -105,6 +105,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_tokenizer
+
+    result = export_tokenizer(args.checkpoint, args.format, args.output)
+    print(json.dumps(result, indent=2))
+    if not result["tokens_equal"]:
+        print(f"posetok export: error: {result['encoder']}: field 'tokens': {result['token_mismatches']} tokens "
+              "differ from PyTorch", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_tokenizer
     from .io import write_json
@@ -161,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=3000, help="training step bound (quantizing from a quarter)")
     s.add_argument("--num-train", type=int, default=100_000, help="synthetic training poses")
     s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("export", help="export encoder and decoder to ONNX or TorchScript, then check them")
+    s.add_argument("checkpoint")
+    s.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    s.add_argument("-o", "--output", required=True,
+                   help="FILE.onnx / FILE.pt: writes FILE.encoder.<ext> and FILE.decoder.<ext>")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("bench", help="speed benchmarks (JSON out)")
     bsub = s.add_subparsers(dest="target", required=True, metavar="TARGET")
