@@ -18,7 +18,8 @@ def _doc(**ann_changes):
     return doc
 
 
-def _check(capsys, args, *fragments, output=None):
+def assert_user_error(capsys, args, *fragments, output=None):
+    """Run the CLI; assert exit 2, one stderr line holding every fragment, no traceback, no output left."""
     code = main([str(a) for a in args])
     _, err = capsys.readouterr()
     assert code == 2
@@ -48,33 +49,34 @@ def _write(tmp_path, name, content):
 
 def test_malformed_json(capsys, tmp_path, tiny_ckpt, out):
     f = _write(tmp_path, "bad.json", '{"annotations": [1, 2,, 3]}')
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "bad.json", "not valid JSON", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "bad.json", "not valid JSON", output=out)
 
 
 def test_truncated_json(capsys, tmp_path, tiny_ckpt, out):
     f = _write(tmp_path, "cut.json", REAL_SAMPLE.read_text()[:3000])
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "cut.json", "not valid JSON", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "cut.json", "not valid JSON", output=out)
 
 
 def test_missing_annotations(capsys, tmp_path, tiny_ckpt, out):
     doc = _doc()
     del doc["annotations"]
     f = _write(tmp_path, "noann.json", doc)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "noann.json", "'annotations'", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "noann.json", "'annotations'", output=out)
 
 
 def test_missing_keypoints(capsys, tmp_path, tiny_ckpt, out):
     doc = _doc()
     del doc["annotations"][2]["keypoints"]
     f = _write(tmp_path, "nokp.json", doc)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "nokp.json", "annotations[2].keypoints", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "nokp.json", "annotations[2].keypoints",
+                      output=out)
 
 
 def test_keypoint_list_not_3k(capsys, tmp_path, tiny_ckpt, out):
     doc = _doc()
     doc["annotations"][2]["keypoints"] = doc["annotations"][2]["keypoints"][:-1]
     f = _write(tmp_path, "short.json", doc)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "short.json", "annotations[2].keypoints", "50",
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "short.json", "annotations[2].keypoints", "50",
            output=out)
 
 
@@ -84,7 +86,7 @@ def test_nan_or_infinite_coordinates(capsys, tmp_path, tiny_ckpt, out, value):
     kp = json.loads(text)["annotations"][2]["keypoints"]
     text = text.replace(json.dumps(kp[3]), value, 1)
     f = _write(tmp_path, "nan.json", text)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "nan.json", "annotations[2].keypoints", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "nan.json", "annotations[2].keypoints", output=out)
 
 
 def test_joint_count_does_not_match_checkpoint(capsys, tmp_path, tiny_ckpt, out):
@@ -93,8 +95,8 @@ def test_joint_count_does_not_match_checkpoint(capsys, tmp_path, tiny_ckpt, out)
         a["keypoints"] = a["keypoints"][:48]  # 16 joints: an MPII-sized layout
     doc["categories"][0]["keypoints"] = doc["categories"][0]["keypoints"][:16]
     f = _write(tmp_path, "k16.json", doc)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "k16.json", "annotations[0].keypoints", output=out)
-    _check(capsys, ["eval", tiny_ckpt, "--data", f, "--json", out.with_suffix(".json")], "k16.json",
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "k16.json", "annotations[0].keypoints", output=out)
+    assert_user_error(capsys, ["eval", tiny_ckpt, "--data", f, "--json", out.with_suffix(".json")], "k16.json",
            output=out.with_suffix(".json"))
 
 
@@ -102,28 +104,29 @@ def test_empty_dataset(capsys, tmp_path, tiny_ckpt, out):
     doc = _doc()
     doc["annotations"] = []
     f = _write(tmp_path, "empty.json", doc)
-    _check(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "empty.json", "no annotated person", output=out)
+    assert_user_error(capsys, ["tokenize", tiny_ckpt, f, "-o", out], "empty.json", "no annotated person", output=out)
 
 
 def test_unknown_config_key(capsys, tmp_path):
     cfg = _write(tmp_path, "cfg.yaml", "model:\n  preset: pct_small\n  widht: 3\n")
     run = tmp_path / "run"
-    _check(capsys, ["train", cfg, f"out={run}"], "cfg.yaml", "model.widht", "unknown key")
+    assert_user_error(capsys, ["train", cfg, f"out={run}"], "cfg.yaml", "model.widht", "unknown key")
     assert not run.exists()
     good = _write(tmp_path, "good.yaml", "model:\n  preset: pct_small\n")
-    _check(capsys, ["train", good, f"out={run}", "trainer.bogus=1"], "command line", "trainer.bogus", "unknown key")
+    assert_user_error(capsys, ["train", good, f"out={run}", "trainer.bogus=1"], "command line", "trainer.bogus",
+                      "unknown key")
     assert not run.exists()
 
 
 def test_missing_checkpoint(capsys, tmp_path, out):
-    _check(capsys, ["tokenize", tmp_path / "none.ckpt", REAL_SAMPLE, "-o", out], "none.ckpt",
+    assert_user_error(capsys, ["tokenize", tmp_path / "none.ckpt", REAL_SAMPLE, "-o", out], "none.ckpt",
            "checkpoint not found", output=out)
 
 
 def test_corrupt_checkpoint(capsys, tmp_path, tiny_ckpt, out):
     bad = tmp_path / "corrupt.ckpt"
     bad.write_bytes(tiny_ckpt.read_bytes()[: tiny_ckpt.stat().st_size // 2])
-    _check(capsys, ["eval", bad, "--data", REAL_SAMPLE], "corrupt.ckpt", "corrupt or truncated")
+    assert_user_error(capsys, ["eval", bad, "--data", REAL_SAMPLE], "corrupt.ckpt", "corrupt or truncated")
 
 
 def test_tokens_file_checked_against_checkpoint(capsys, tmp_path, tiny_ckpt):
@@ -132,6 +135,6 @@ def test_tokens_file_checked_against_checkpoint(capsys, tmp_path, tiny_ckpt):
     f = tmp_path / "t.npz"
     np.savez(f, tokens=np.zeros((3, 5), np.uint16), boxes=np.zeros((3, 4), np.float32))
     res = tmp_path / "poses.json"
-    _check(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens'", "(N, 34)", output=res)
+    assert_user_error(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens'", "(N, 34)", output=res)
     np.savez(f, boxes=np.zeros((3, 4), np.float32))
-    _check(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens': missing", output=res)
+    assert_user_error(capsys, ["detokenize", tiny_ckpt, f, "-o", res], "t.npz", "field 'tokens': missing", output=res)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,28 @@ class _WriteModel(L.Callback):
         return save_tokenizer(self.out / "model.ckpt", payload)
 
 
-def train(cfg: DictConfig) -> Path:
+def launcher_layout(cfg: DictConfig) -> tuple[Any, int, str]:
+    """``(devices, num_nodes, strategy)`` for the Trainer.
+
+    Under ``torchrun`` the launcher already fixed the process layout (``LOCAL_WORLD_SIZE`` processes on each
+    of ``WORLD_SIZE / LOCAL_WORLD_SIZE`` nodes); settings left at ``auto`` / 1 follow it, and the strategy
+    becomes DDP (gloo on CPU, NCCL on GPUs).
+    """
+    t = cfg.trainer
+    devices, num_nodes, strategy = t.devices, int(t.num_nodes), t.strategy
+    local = os.environ.get("LOCAL_WORLD_SIZE")
+    world = os.environ.get("WORLD_SIZE")
+    if local and world and int(world) > 1:
+        if devices == "auto":
+            devices = int(local)
+        if num_nodes == 1:
+            num_nodes = int(world) // int(local)
+        if strategy == "auto":
+            strategy = "ddp"
+    return devices, num_nodes, strategy
+
+
+def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     """Train a tokenizer as ``cfg`` says; returns the path of ``model.ckpt``.
 
     ``cfg.out`` receives ``config.yaml`` (resolved), ``last.ckpt`` (resume state, rewritten every
@@ -90,12 +112,13 @@ def train(cfg: DictConfig) -> Path:
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=out, filename="step{step}", save_top_k=0, save_last=True,
         every_n_train_steps=cfg.trainer.val_every_n_steps, save_on_train_epoch_end=False)
-    callbacks: list[L.Callback] = [checkpoint, writer, L.pytorch.callbacks.LearningRateMonitor("step")]
+    callbacks = [checkpoint, writer, L.pytorch.callbacks.LearningRateMonitor("step"), *(callbacks or [])]
     t = cfg.trainer
+    devices, num_nodes, strategy = launcher_layout(cfg)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=t.max_steps, max_epochs=-1,
         max_time={"minutes": t.max_time} if t.max_time else None,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        accelerator=t.accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
         precision=t.precision, log_every_n_steps=t.log_every_n_steps,
         val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
         logger=L.pytorch.loggers.TensorBoardLogger(out, name="tb", version=""),
