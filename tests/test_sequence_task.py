@@ -14,6 +14,7 @@ from posetok.metrics.sequence import compression_ratio, quantization_error, quan
 from posetok.tasks.sequence import (
     REAL_TRACK,
     SequenceCodec,
+    evaluate_sequence,
     load_sequence_tokenizer,
     resolve_sequence_config,
     save_sequence_tokenizer,
@@ -37,14 +38,19 @@ def tiny(out: Path, **trainer) -> dict:
     }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    threads = torch.get_num_threads()
     out = tmp_path_factory.mktemp("seqrun")
-    try:
-        train_sequence(tiny(out))
-    finally:
-        torch.set_num_threads(threads)
+    train_sequence(tiny(out))
     return out
 
 
@@ -78,6 +84,22 @@ def test_resume_continues_from_last_ckpt(tmp_path: Path):
     assert meta["global_step"] == 20
 
 
+def test_train_from_a_data_root(tmp_path: Path):
+    from posetok.data.motion import write_motion_dataset
+
+    root = tmp_path / "data"
+    write_motion_dataset(root, 12, 3, 0, length=40, skeleton="coco17", coords="2d+conf", seed=1)
+    cfg = tiny(tmp_path / "run", max_steps=6, val_every_n_steps=3)
+    cfg["data"].update(root=str(root), real_sample=False)
+    cfg["optim"]["vq_start_step"] = 3
+    path = train_sequence(cfg)
+    assert load_sequence_tokenizer(path).info["meta"]["global_step"] == 6
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    cfg["data"]["root"] = str(tmp_path / "empty")
+    with pytest.raises(PosetokError, match="empty"):
+        train_sequence(cfg)
+
+
 def test_save_load_gives_identical_tokens(run: Path, codec: SequenceCodec, real, tmp_path: Path):
     poses, mask = real
     tokens = codec.encode(poses, mask)
@@ -87,8 +109,8 @@ def test_save_load_gives_identical_tokens(run: Path, codec: SequenceCodec, real,
     np.testing.assert_array_equal(again.encode(poses, mask), tokens)
     # The Lightning resume state loads as a codec too, with the same weights.
     np.testing.assert_array_equal(load_sequence_tokenizer(run / "last.ckpt").encode(poses, mask), tokens)
-    # The reference path of the model (its eval forward) gives the same ids as the inference encoder.
-    _, params = codec.encode(poses, mask, return_params=True)
+    # The model's own eval forward (the reference path) gives the ids of the inference encoder.
+    np.testing.assert_array_equal(codec.analyse(poses, mask)["tokens"], tokens)
     assert tokens.dtype == np.int64 and tokens.min() >= 0 and tokens.max() < codec.codebook_size
 
 
@@ -140,6 +162,28 @@ def test_prefix_decoding_with_fewer_quantizers(codec: SequenceCodec, real):
         codec.decode(tokens, params, num_quantizers=4)
 
 
+def test_evaluate_sequence_reports_every_metric(codec: SequenceCodec, real, tmp_path: Path):
+    poses, mask = real
+    (tmp_path / "test").mkdir()
+    (tmp_path / "train").mkdir()  # ignored: evaluation reads test/
+    np.savez(tmp_path / "train" / "x.npz", poses=poses[:20], mask=mask[:20])
+    np.savez(tmp_path / "test" / "a.npz", poses=poses, mask=mask)
+    np.savez(tmp_path / "test" / "b.npz", poses=poses[:50], mask=mask[:50])
+    metrics, arrays = evaluate_sequence(codec, tmp_path, pck_threshold=0.1)
+    assert metrics["num_sequences"] == 2 and metrics["num_frames"] == 280
+    assert metrics["pck_threshold"] == 0.1 and 0.0 <= metrics["pck"] <= 1.0
+    assert len(metrics["per_keypoint_error"]) == 17
+    assert len(metrics["codebook_usage"]) == 3 and len(metrics["perplexity"]) == 3
+    assert metrics["quantization_error"] > 0 and metrics["mpjpe_norm"] > 0
+    rd = metrics["rate_distortion"]
+    assert [r["num_quantizers"] for r in rd] == [1, 2, 3]
+    assert rd[-1]["mpjpe"] == pytest.approx(metrics["mpjpe"])
+    assert rd[0]["compression_ratio"] == pytest.approx(3 * metrics["compression_ratio"])
+    single, _ = evaluate_sequence(codec, tmp_path / "test" / "b.npz")
+    assert single["num_frames"] == 50
+    assert arrays["recon"][1].shape == (50, 17, 2)
+
+
 def test_short_clip_is_padded_and_cut_back(codec: SequenceCodec, real):
     poses, mask = real
     tokens, params = codec.encode(poses[:10], mask[:10], return_params=True)
@@ -162,6 +206,11 @@ def test_bad_input_names_the_field(codec: SequenceCodec, real, tmp_path: Path):
     bad[~mask] = np.nan  # NaN in masked-out frames is fine
     bad[int(np.flatnonzero(mask)[0]), 3, 0] = 1.0
     codec.encode(bad, mask)
+    tokens, params = codec.encode(poses, mask, return_params=True)
+    with pytest.raises(PosetokError, match=r"t\.npz: field 'tokens': expected integer ids"):
+        codec.decode(tokens + codec.codebook_size, params, source="t.npz")
+    with pytest.raises(PosetokError, match="field 'scale': missing"):
+        codec.decode(tokens, {k: v for k, v in params.items() if k != "scale"})
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(PosetokError, match="junk.ckpt"):

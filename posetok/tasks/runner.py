@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     """
     _threads(cfg)
     keep_freed_memory()
+    # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     out = Path(cfg.out)
     skeleton = get_skeleton(cfg.model.skeleton)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)

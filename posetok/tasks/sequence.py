@@ -426,9 +426,9 @@ class SequenceCodec:
         self.dims = model.dims
         self.skeleton = model.skeleton
         self.coords = coords
-        if coords_dims(coords) != self.dims.keypoint_dim:
-            raise PosetokError(f"coords '{coords}' has {coords_dims(coords)} channels; the model expects "
-                               f"{self.dims.keypoint_dim}")
+        if coords_dims(coords) != self.dims.keypoint_dim or (coords == "2d+conf") != self.dims.has_confidence:
+            raise PosetokError(f"coords '{coords}' does not fit the model's input: {self.dims.keypoint_dim} "
+                               f"channels, {'with' if self.dims.has_confidence else 'without'} a confidence")
         self.normalizer = SequenceNormalizer(self.skeleton, coords, min_conf)
         self.length = int(self.dims.sequence_length)
         self.stride = int(stride) if stride else self.length
@@ -525,7 +525,7 @@ class SequenceCodec:
 
     @torch.no_grad()
     def decode(self, tokens: Any, params: dict[str, Any], num_quantizers: int | None = None,
-               with_confidence: bool = False) -> np.ndarray:
+               with_confidence: bool = False, source: str = "tokens") -> np.ndarray:
         """Tokens of :meth:`encode` and its ``params`` -> poses ``(T, N, Dc)`` (or ``(B, T, N, Dc)``) float32 in
         the original units; frames outside ``params["mask"]`` are 0.
 
@@ -534,11 +534,19 @@ class SequenceCodec:
                 with fewer than ``Q`` columns are taken as such a prefix.
             with_confidence: for ``"2d+conf"`` checkpoints, append a confidence channel (1 in valid frames) so
                 the output has the file format's ``D`` channels.
+            source: names the tokens in error messages (a file path).
         """
         tok = np.asarray(tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else tokens)
         single = tok.ndim == 4
         if tok.ndim not in (4, 5):
-            raise field_error("tokens", "tokens", f"expected (W, T', G, Q) or (B, W, T', G, Q), got {tok.shape}")
+            raise field_error(source, "tokens", f"expected (W, T', G, Q) or (B, W, T', G, Q), got {tok.shape}")
+        if tok.dtype.kind not in "iu" or (tok.size and (tok.min() < -1 or tok.max() >= self.codebook_size)):
+            span = f", range [{tok.min()}, {tok.max()}]" if tok.size else ""
+            raise field_error(source, "tokens", f"expected integer ids in [-1, {self.codebook_size}), got dtype "
+                                                f"{tok.dtype}{span}")
+        for key in ("root", "scale", "starts", "mask", "num_frames"):
+            if key not in params:
+                raise field_error(source, key, "missing; keep the params that encode(return_params=True) gave")
         root, scale = np.asarray(params["root"]), np.asarray(params["scale"])
         starts = np.asarray(params["starts"], dtype=np.int64)
         t = int(params["num_frames"])
@@ -547,7 +555,7 @@ class SequenceCodec:
             tok, root, scale, mask = tok[None], root[None], scale[None], mask[None]
         g, qn = self.model.num_groups, self.num_quantizers
         if tok.shape[1] != len(starts) or tok.shape[3] != g or not 1 <= tok.shape[4] <= qn:
-            raise field_error("tokens", "tokens", f"expected {len(starts)} windows of (T', {g}, <= {qn}) tokens, "
+            raise field_error(source, "tokens", f"expected {len(starts)} windows of (T', {g}, <= {qn}) tokens, "
                                                   f"got {tok.shape[1:]}")
         q = int(num_quantizers or tok.shape[4])
         if not 1 <= q <= qn:
