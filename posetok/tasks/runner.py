@@ -111,12 +111,24 @@ def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     val_loader = make_loader(CropTargets(val_kp, val_bx, aspect, cfg.model.padding), 1024, shuffle=False)
 
     task = TokenizerTask(OmegaConf.to_container(cfg))  # type: ignore[arg-type]
-    writer = _WriteModel(out, cfg)
+    return fit_run(cfg, task, train_loader, val_loader, _WriteModel(out, cfg), callbacks)
+
+
+def fit_run(cfg: DictConfig, task: L.LightningModule, train_loader: Any, val_loader: Any, writer: Any,
+            callbacks: list[L.Callback] | None = None) -> Path:
+    """Fit ``task`` and leave ``cfg.out`` as every tokenizer run does; returns the path of ``model.ckpt``.
+
+    The folder receives ``config.yaml``, ``last.ckpt`` (Lightning state, rewritten every
+    ``trainer.val_every_n_steps`` and at the end; an existing one is resumed from), ``model.ckpt`` (from
+    ``writer.write(trainer, task)``) and TensorBoard logs in ``tb/``. ``task`` needs ``quantizing`` (the
+    quantizer warm-up is over). Shared by the pose and the sequence tokenizer.
+    """
+    out = Path(cfg.out)
+    t = cfg.trainer
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=out, filename="step{step}", save_top_k=0, save_last=True,
-        every_n_train_steps=cfg.trainer.val_every_n_steps, save_on_train_epoch_end=False)
-    callbacks = [checkpoint, writer, L.pytorch.callbacks.LearningRateMonitor("step"), *(callbacks or [])]
-    t = cfg.trainer
+        every_n_train_steps=t.val_every_n_steps, save_on_train_epoch_end=False)
+    callbacks = [checkpoint, L.pytorch.callbacks.LearningRateMonitor("step"), *(callbacks or [])]
     devices, num_nodes, strategy = launcher_layout(cfg)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=t.max_steps, max_epochs=-1,

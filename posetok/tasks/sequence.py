@@ -29,7 +29,6 @@ normalisation, so users see their own units.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -727,7 +726,6 @@ def train_sequence(config: dict[str, Any] | Any) -> Path:
     (Lightning resume state, every ``trainer.val_every_n_steps`` steps and at the end), ``out/model.ckpt``
     (atomic) and TensorBoard logs under ``out/tb``; a run with an existing ``last.ckpt`` resumes from it.
     """
-    from ..config import save_config
     from ..perf import keep_freed_memory
 
     cfg = resolve_sequence_config(config)
@@ -747,33 +745,10 @@ def train_sequence(config: dict[str, Any] | Any) -> Path:
                               persistent_workers=d["num_workers"] > 0)
     val_loader = DataLoader(val_ds, batch_size=256, shuffle=False, collate_fn=_collate)
 
+    from .runner import fit_run
+
     task = SequenceTokenizerTask(cfg)
-    writer = _WriteSequenceModel(out, cfg)
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=out, filename="step{step}", save_top_k=0, save_last=True,
-        every_n_train_steps=t["val_every_n_steps"], save_on_train_epoch_end=False)
-    trainer = L.Trainer(
-        default_root_dir=out, max_steps=t["max_steps"], max_epochs=-1,
-        max_time={"minutes": t["max_time"]} if t["max_time"] else None,
-        accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"], strategy=t["strategy"],
-        precision=t["precision"], log_every_n_steps=t["log_every_n_steps"],
-        val_check_interval=t["val_every_n_steps"], check_val_every_n_epoch=None,
-        logger=L.pytorch.loggers.TensorBoardLogger(out, name="tb", version=""),
-        callbacks=[checkpoint, writer, L.pytorch.callbacks.LearningRateMonitor("step")],
-        enable_progress_bar=t["progress_bar"], enable_model_summary=False, num_sanity_val_steps=0)
-    if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(OmegaConf.create(cfg), out / "config.yaml")
-    last = out / "last.ckpt"
-    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
-    trainer.save_checkpoint(last)
-    if trainer.is_global_zero:
-        if not task.quantizing:
-            print(f"warning: training stopped at step {trainer.global_step}, before optim.vq_start_step="
-                  f"{cfg['optim']['vq_start_step']}: the codebook was never trained; raise trainer.max_time or "
-                  "lower optim.vq_start_step", file=sys.stderr)
-        writer.write(trainer, task)
-    return out / "model.ckpt"
+    return fit_run(OmegaConf.create(cfg), task, train_loader, val_loader, _WriteSequenceModel(out, cfg))
 
 
 __all__ = [
