@@ -39,7 +39,7 @@ def error_at(path: Path, field: str, problem: str) -> str:
     return re.escape(f"{path}: field '{field}': ") + problem
 
 
-def bad(path: Path, field: str, problem: str) -> Any:
+def raises_user_error(path: Path, field: str, problem: str) -> Any:
     """``pytest.raises`` for the standard one-line :class:`PosetokError` message."""
     return pytest.raises(PosetokError, match=error_at(path, field, problem))
 
@@ -177,13 +177,13 @@ def test_wholebody_missing_or_short_part(tmp_path: Path) -> None:
     a = wholebody_ann(1)
     del a["face_kpts"]
     path = coco_file(tmp_path, [wholebody_ann(0), a])
-    with bad(path, "annotations[1].face_kpts", "missing"):
+    with raises_user_error(path, "annotations[1].face_kpts", "missing"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [wholebody_ann(1, lefthand_kpts=[1.0, 2.0, 2] * 20)])
-    with bad(path, "annotations[0].lefthand_kpts", r"expected 63 numbers \(3 x 21 joints\), got 60"):
+    with raises_user_error(path, "annotations[0].lefthand_kpts", r"expected 63 numbers \(3 x 21 joints\), got 60"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [wholebody_ann(1, foot_valid="yes")])
-    with bad(path, "annotations[0].foot_valid", "expected true or false"):
+    with raises_user_error(path, "annotations[0].foot_valid", "expected true or false"):
         load_coco_keypoints(path)
 
 
@@ -310,22 +310,22 @@ def test_error_top_level_not_an_object(tmp_path: Path) -> None:
 
 def test_error_missing_annotations(tmp_path: Path) -> None:
     path = write(tmp_path / "x.json", {"images": []})
-    with bad(path, "annotations", "missing"):
+    with raises_user_error(path, "annotations", "missing"):
         load_coco_keypoints(path)
     path = write(tmp_path / "y.json", {"annotations": {"id": 1}})
-    with bad(path, "annotations", "expected a list, got an object"):
+    with raises_user_error(path, "annotations", "expected a list, got an object"):
         load_coco_keypoints(path)
 
 
 def test_error_image_not_listed(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(1), ann(2, image_id=5)])
-    with bad(path, "annotations[1].image_id", "image 5 is not in 'images'"):
+    with raises_user_error(path, "annotations[1].image_id", "image 5 is not in 'images'"):
         load_coco_keypoints(path)
 
 
 def test_error_bad_image_record(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(1)], images=[{"id": 1}, {"file_name": "b.jpg"}])
-    with bad(path, "images[1].id", "missing"):
+    with raises_user_error(path, "images[1].id", "missing"):
         load_coco_keypoints(path)
 
 
@@ -333,32 +333,32 @@ def test_error_annotation_without_keypoints(tmp_path: Path) -> None:
     a = ann(2)
     del a["keypoints"]
     path = coco_file(tmp_path, [ann(1), a])
-    with bad(path, "annotations[1].keypoints", "missing"):
+    with raises_user_error(path, "annotations[1].keypoints", "missing"):
         load_coco_keypoints(path)
 
 
 def test_error_keypoint_length(tmp_path: Path) -> None:
     anns = [ann(i) for i in range(3)] + [ann(3, keypoints=kp17()[:50])]
     path = coco_file(tmp_path, anns)
-    with bad(path, "annotations[3].keypoints", r"expected 51 numbers \(3 x 17 joints.*\), got 50"):
+    with raises_user_error(path, "annotations[3].keypoints", r"expected 51 numbers \(3 x 17 joints.*\), got 50"):
         load_coco_keypoints(path)
     # Same with the layout given, and for the first person, where nothing sets K yet.
     with pytest.raises(PosetokError, match=r"expected 51 numbers \(3 x 17 joints of coco17\), got 50"):
         load_coco_keypoints(path, skeleton="coco17")
     path = coco_file(tmp_path, [ann(0, keypoints=kp17()[:50])])
-    with bad(path, "annotations[0].keypoints", r"expected 3 numbers \(x, y, v\) per joint, got 50"):
+    with raises_user_error(path, "annotations[0].keypoints", r"expected 3 numbers \(x, y, v\) per joint, got 50"):
         load_coco_keypoints(path)
 
 
 def test_error_inconsistent_joint_count(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(0), ann(1, keypoints=kp17()[:48])])
-    with bad(path, "annotations[1].keypoints", r"expected 51 numbers .*as in annotations\[0\]\), got 48"):
+    with raises_user_error(path, "annotations[1].keypoints", r"expected 51 numbers .*as in annotations\[0\]\), got 48"):
         load_coco_keypoints(path)
 
 
 def test_error_unknown_joint_count(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(0, keypoints=kp17()[:42])])
-    with bad(path, "annotations[0].keypoints", "no skeleton has 14 joints"):
+    with raises_user_error(path, "annotations[0].keypoints", "no skeleton has 14 joints"):
         load_coco_keypoints(path)
 
 
@@ -372,7 +372,7 @@ def test_error_non_finite_coordinate(tmp_path: Path, literal: str, shown: str) -
     doc = json.loads(text)
     doc["annotations"].reverse()  # the corrupted person second, after a valid one
     path = write(tmp_path / "x.json", json.dumps(doc))
-    with bad(path, "annotations[1].keypoints", rf"joint 1 \(left_eye\): x is {re.escape(shown)}"):
+    with raises_user_error(path, "annotations[1].keypoints", rf"joint 1 \(left_eye\): x is {re.escape(shown)}"):
         load_coco_keypoints(path)
 
 
@@ -381,7 +381,7 @@ def test_error_visibility(tmp_path: Path) -> None:
     kp[3 * 9 + 2] = 3
     path = coco_file(tmp_path, [ann(1, keypoints=kp)])
     problem = r"joint 9 \(left_wrist\): visibility is 3; expected 0, 1 or 2$"
-    with bad(path, "annotations[0].keypoints", problem):
+    with raises_user_error(path, "annotations[0].keypoints", problem):
         load_coco_keypoints(path)
     kp[3 * 9 + 2] = "2"
     path = coco_file(tmp_path, [ann(1, keypoints=kp)])
@@ -391,13 +391,13 @@ def test_error_visibility(tmp_path: Path) -> None:
 
 def test_error_bbox(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(1, bbox=[1, 2, 3])])
-    with bad(path, "annotations[0].bbox", r"expected 4 numbers .*got 3"):
+    with raises_user_error(path, "annotations[0].bbox", r"expected 4 numbers .*got 3"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [ann(1, bbox=[1, 2, -3, 4])])
-    with bad(path, "annotations[0].bbox", "negative size"):
+    with raises_user_error(path, "annotations[0].bbox", "negative size"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [ann(1, bbox=[1, 2, None, 4])])
-    with bad(path, "annotations[0].bbox", "item 2 is null"):
+    with raises_user_error(path, "annotations[0].bbox", "item 2 is null"):
         load_coco_keypoints(path)
 
 
@@ -405,22 +405,22 @@ def test_error_ids(tmp_path: Path) -> None:
     a = ann(1)
     del a["id"]
     path = coco_file(tmp_path, [a])
-    with bad(path, "annotations[0].id", "missing"):
+    with raises_user_error(path, "annotations[0].id", "missing"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [ann(1, image_id="1")])
-    with bad(path, "annotations[0].image_id", "expected an integer"):
+    with raises_user_error(path, "annotations[0].image_id", "expected an integer"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [ann(1, image_id=2**70)])
-    with bad(path, "annotations[0].image_id", r"\d+ does not fit in a 64-bit integer"):
+    with raises_user_error(path, "annotations[0].image_id", r"\d+ does not fit in a 64-bit integer"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [ann(1, iscrowd=2)])
-    with bad(path, "annotations[0].iscrowd", "expected 0 or 1"):
+    with raises_user_error(path, "annotations[0].iscrowd", "expected 0 or 1"):
         load_coco_keypoints(path)
 
 
 def test_error_no_annotated_person(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [ann(1, iscrowd=1), ann(2, keypoints=[0] * 51)])
-    with bad(path, "annotations", r"no annotated person \(2 annotations: " r"1 crowd, 1 with fewer"):
+    with raises_user_error(path, "annotations", r"no annotated person \(2 annotations: " r"1 crowd, 1 with fewer"):
         load_coco_keypoints(path)
     path = coco_file(tmp_path, [])
     with pytest.raises(PosetokError, match="no annotated person"):
@@ -438,13 +438,13 @@ def test_error_results(tmp_path: Path) -> None:
     with pytest.raises(PosetokError, match=re.escape(f"{path}: expected a JSON list")):
         load_coco_results(path)
     path = write(tmp_path / "r.json", [good, {k: v for k, v in good.items() if k != "score"}])
-    with bad(path, "[1].score", "missing"):
+    with raises_user_error(path, "[1].score", "missing"):
         load_coco_results(path)
     path = write(tmp_path / "r.json", [good, dict(good, keypoints=kp17()[:48])])
-    with bad(path, "[1].keypoints", "expected 51 numbers"):
+    with raises_user_error(path, "[1].keypoints", "expected 51 numbers"):
         load_coco_results(path)
     path = write(tmp_path / "r.json", [dict(good, score=float("nan"))])
-    with bad(path, "[0].score", "expected a finite float32 number"):
+    with raises_user_error(path, "[0].score", "expected a finite float32 number"):
         load_coco_results(path)
     path = write(tmp_path / "r.json", [])
     with pytest.raises(PosetokError, match="results list is empty"):
