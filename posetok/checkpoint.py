@@ -10,13 +10,15 @@ Format (a ``torch.save`` dict, loadable with ``weights_only=True``)::
     config: the resolved training config (plain dict)
     meta: {global_step, train_time_s, posetok_version}
 
-A Lightning ``last.ckpt`` of a tokenizer run loads too: its hyper-parameters hold the config.
+A Lightning ``last.ckpt`` of a tokenizer run loads too: its hyper-parameters hold the config. Sequence tokenizer
+checkpoints (``format: "posetok.sequence_tokenizer"``, layout in :mod:`posetok.tasks.sequence`) load through the
+same :func:`load`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +27,9 @@ from .errors import PosetokError
 from .io import atomic_path
 from .models.pct import PCTDims, PCTTokenizerModel
 from .skeletons import get_skeleton
+
+if TYPE_CHECKING:
+    from .tasks.sequence import SequenceCodec
 
 FORMAT = "posetok.tokenizer"
 FORMAT_VERSION = 1
@@ -85,10 +90,23 @@ def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_tokenizer_payload(path: str | Path) -> dict[str, Any]:
-    """Read and check a checkpoint file; returns the ``model.ckpt`` dict."""
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw dict of a checkpoint file (``torch.load`` with ``weights_only=True``), or a one-line error."""
+    return _read(Path(path))
+
+
+def is_sequence_checkpoint(obj: dict[str, Any]) -> bool:
+    """Whether a raw checkpoint dict (``model.ckpt`` or a Lightning ``last.ckpt``) holds a sequence tokenizer."""
+    if "pytorch-lightning_version" in obj:
+        cfg = (obj.get("hyper_parameters") or {}).get("config")
+        return isinstance(cfg, dict) and (cfg.get("model") or {}).get("kind") == "sequence"
+    return obj.get("format") == "posetok.sequence_tokenizer"
+
+
+def read_tokenizer_payload(path: str | Path, obj: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint file (or its already read dict ``obj``); returns the ``model.ckpt`` dict."""
     path = Path(path)
-    obj = _read(path)
+    obj = _read(path) if obj is None else obj
     if "pytorch-lightning_version" in obj:
         obj = _from_lightning(path, obj)
     if obj.get("format") != FORMAT:
@@ -102,14 +120,29 @@ def read_tokenizer_payload(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def load(path: str | Path, batch_size: int = 4096) -> PCTCodec:
-    """Load a tokenizer checkpoint and return it ready to use.
+def load(path: str | Path, batch_size: int | None = None) -> PCTCodec | SequenceCodec:
+    """Load a tokenizer checkpoint, pose or sequence, and return it ready to use.
 
-    >>> tok = posetok.load("runs/pct/model.ckpt")
+    >>> tok = posetok.load("runs/pct/model.ckpt")            # a PCTCodec
     >>> tokens = tok.encode(keypoints)            # (N, K, 3) pixels -> (N, M) int64
     >>> poses = tok.decode(tokens, boxes)         # (N, M), (N, 4) xywh -> (N, K, 2) pixels
+    >>> seq = posetok.load("runs/sequence/model.ckpt")       # a SequenceCodec
+    >>> tokens, params = seq.encode(poses, mask, return_params=True)   # (T, N, D) -> (W, T', G, Q), dict
+    >>> recon = seq.decode(tokens, params)        # (T, N, Dc) in the file's units
+
+    ``batch_size``: items per forward pass (default 4096 poses, 64 sequence windows).
     """
-    payload = read_tokenizer_payload(path)
+    obj = _read(Path(path))
+    if is_sequence_checkpoint(obj):
+        from .tasks.sequence import load_sequence_tokenizer
+
+        return load_sequence_tokenizer(path, batch_size or 64, obj=obj)
+    return load_pose_tokenizer(path, batch_size or 4096, obj=obj)
+
+
+def load_pose_tokenizer(path: str | Path, batch_size: int = 4096, obj: dict[str, Any] | None = None) -> PCTCodec:
+    """Load a pose (PCT) tokenizer checkpoint as a :class:`PCTCodec`; ``obj``: the file's dict, if read."""
+    payload = read_tokenizer_payload(path, obj)
     if payload["kind"] != "pct":
         raise PosetokError(f"{path}: field 'kind': unknown tokenizer kind {payload['kind']!r}")
     try:

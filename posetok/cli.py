@@ -31,12 +31,20 @@ def _load_eval_data(path: str, skeleton: str):
     return load_coco_keypoints(path, skeleton=skeleton)
 
 
+def _is_sequence(codec: object) -> bool:
+    from .tasks.sequence import SequenceCodec
+
+    return isinstance(codec, SequenceCodec)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from . import load
     from .io import write_json
     from .tasks.runner import evaluate
 
     codec = load(args.checkpoint)
+    if _is_sequence(codec):
+        return _eval_sequence(codec, args)
     data = _load_eval_data(args.data, codec.skeleton.name)
     metrics, arrays = evaluate(codec, data)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
@@ -54,16 +62,64 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_sequence(codec, args: argparse.Namespace) -> int:
+    from .io import write_json
+    from .tasks.sequence import evaluate_sequence
+
+    metrics, arrays = evaluate_sequence(codec, args.data, pck_threshold=args.pck_threshold,
+                                        num_quantizers=args.num_quantizers)
+    metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
+    if args.visualize:
+        from .tasks.sequence import save_sequence_figures
+
+        metrics["figures"] = [str(p) for p in save_sequence_figures(Path(args.visualize), codec, metrics, arrays,
+                                                                    animation=args.animation)]
+    if args.json:
+        write_json(args.json, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     from . import load
     from .data.tokens import save_tokens
 
     codec = load(args.checkpoint)
+    if _is_sequence(codec):
+        return _tokenize_sequence(codec, args)
     data = _load_eval_data(args.annotations, codec.skeleton.name)
     tokens = codec.encode(data.keypoints, data.boxes)
     save_tokens(args.output, tokens, data.boxes, data.image_ids, data.ann_ids, codec.skeleton.name,
                 codec.codebook_size, list(data.images.values()))
     print(f"{len(tokens)} people -> {tokens.shape[1]} tokens each ({codec.codebook_size} codes): {args.output}")
+    return 0
+
+
+def _tokenize_sequence(codec, args: argparse.Namespace) -> int:
+    from .data.sequences import load_sequence
+    from .data.tokens import save_sequence_tokens
+
+    seq = load_sequence(args.annotations, codec.skeleton, codec.dims.keypoint_dim)
+    tokens, params = codec.encode(seq.poses, seq.mask, return_params=True, source=str(args.annotations))
+    save_sequence_tokens(args.output, tokens, params, codec.skeleton.name, codec.coords, codec.codebook_size,
+                         codec.num_quantizers, codec.length, source=str(args.annotations))
+    print(f"{seq.num_frames} frames -> {tokens.shape[0]} windows of {tokens.shape[1:]} tokens "
+          f"({codec.codebook_size} codes): {args.output}")
+    return 0
+
+
+def _detokenize_sequence(codec, args: argparse.Namespace) -> int:
+    from .data.tokens import load_sequence_tokens
+    from .io import atomic_path
+
+    tokens, params = load_sequence_tokens(args.tokens, codec.skeleton.name, codec.coords, codec.codebook_size,
+                                          codec.num_quantizers)
+    poses = codec.decode(tokens, params, num_quantizers=args.num_quantizers, with_confidence=True,
+                         source=str(args.tokens))
+    with atomic_path(args.output) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez appends .npz to a name without it
+            np.savez_compressed(f, poses=poses, mask=params["mask"])
+    print(f"{len(poses)} frames decoded ({poses.shape[1]} keypoints, D = {poses.shape[2]}): {args.output}")
     return 0
 
 
@@ -73,6 +129,8 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     from .data.tokens import load_tokens
 
     codec = load(args.checkpoint)
+    if _is_sequence(codec):
+        return _detokenize_sequence(codec, args)
     data = load_tokens(args.tokens, codec.num_tokens, codec.codebook_size, codec.skeleton.name)
     poses = codec.decode(data["tokens"], data["boxes"])
     write_coco_results(args.output, data["image_ids"], poses)
@@ -138,23 +196,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. out=runs/x")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("eval", help="reconstruct a COCO keypoint file and score it")
-    s.add_argument("checkpoint", help="model.ckpt (or a run's last.ckpt)")
-    s.add_argument("--data", required=True, help="COCO keypoint annotation JSON")
+    s = sub.add_parser("eval", help="reconstruct poses or pose sequences with a tokenizer and score them")
+    s.add_argument("checkpoint", help="model.ckpt (or a run's last.ckpt), pose or sequence tokenizer")
+    s.add_argument("--data", required=True,
+                   help="pose tokenizer: COCO keypoint JSON; sequence tokenizer: a .npz sequence or a folder of "
+                        "them (its test/ subfolder when there is one)")
     s.add_argument("--json", help="also write the metrics to this JSON file")
-    s.add_argument("--visualize", metavar="DIR", help="write reconstruction, error and codebook PNGs here")
+    s.add_argument("--visualize", metavar="DIR",
+                   help="write figures here: reconstructions, per-keypoint error, codebook usage (PNG); for "
+                        "sequences also a side-by-side animation and the rate-distortion curve")
+    s.add_argument("--animation", choices=("gif", "mp4"), default="gif", help="sequences: animation format")
+    s.add_argument("--pck-threshold", type=float, default=0.05,
+                   help="sequences: PCK threshold as a fraction of the person's box height")
+    s.add_argument("--num-quantizers", type=int, help="sequences: decode from the first q quantizers only")
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("tokenize", help="COCO keypoint file -> tokens (.npz)")
+    s = sub.add_parser("tokenize", help="COCO keypoint file or pose sequence (.npz) -> tokens (.npz)")
     s.add_argument("checkpoint")
-    s.add_argument("annotations", help="COCO keypoint annotation JSON")
+    s.add_argument("annotations", metavar="INPUT",
+                   help="pose tokenizer: COCO keypoint JSON; sequence tokenizer: a .npz with poses (T, N, D)")
     s.add_argument("-o", "--output", required=True, help="output .npz")
     s.set_defaults(func=_cmd_tokenize)
 
-    s = sub.add_parser("detokenize", help="tokens (.npz) -> poses in the COCO results format")
+    s = sub.add_parser("detokenize", help="tokens (.npz) -> poses (COCO results JSON, or a sequence .npz)")
     s.add_argument("checkpoint")
     s.add_argument("tokens", help=".npz written by posetok tokenize")
-    s.add_argument("-o", "--output", required=True, help="output JSON (COCO results format)")
+    s.add_argument("-o", "--output", required=True,
+                   help="pose tokenizer: JSON in the COCO results format; sequence tokenizer: .npz with poses "
+                        "(T, N, D) and mask (T,)")
+    s.add_argument("--num-quantizers", type=int, help="sequences: decode from the first q quantizers only")
     s.set_defaults(func=_cmd_detokenize)
 
     s = sub.add_parser("synth", help="write synthetic people as a COCO keypoint file")

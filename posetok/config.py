@@ -176,14 +176,15 @@ def _merge_checked(schema: DictConfig, data: Any, source: str) -> DictConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
     """Load a config file (or the defaults when ``path`` is None), apply ``key=value`` overrides, resolve.
 
+    The top-level ``task`` picks the schema: ``tokenizer`` (default, the pose tokenizer, :class:`TrainConfig`)
+    or ``sequence`` (the pose sequence tokenizer, :data:`posetok.tasks.sequence.DEFAULTS`).
+
     Raises :class:`PosetokError` naming the file (or ``command line``) and the key for unknown keys, wrong
     types, malformed YAML or an unknown preset.
     """
-    cfg: DictConfig = OmegaConf.structured(TrainConfig)
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        cfg = _merge_checked(cfg, _read_yaml(Path(path)), source)
+    data = _read_yaml(Path(path)) if path is not None else {}
+    source = "defaults" if path is None else str(path)
+    dot = None
     if overrides:
         bad = [o for o in overrides if "=" not in o]
         if bad:
@@ -192,8 +193,37 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             dot = OmegaConf.from_dotlist(list(overrides))
         except OmegaConfBaseException as e:
             raise PosetokError(f"command line: {str(e).splitlines()[0]}") from None
+    task = dot.get("task") if dot is not None and "task" in dot else data.get("task", "tokenizer")
+    if task not in TASKS:
+        where = "command line" if dot is not None and "task" in dot else source
+        raise PosetokError(f"{where}: field 'task': unknown task {task!r} (known: {', '.join(TASKS)})")
+    cfg = _schema(task)
+    if path is not None:
+        cfg = _merge_checked(cfg, data, source)
+    if dot is not None:
         cfg = _merge_checked(cfg, dot, "command line")
+    if task == "sequence":
+        from .tasks.sequence import resolve_sequence_config
+
+        return OmegaConf.create(resolve_sequence_config(cfg, source))
     return resolve_config(cfg, source)
+
+
+#: Config ``task`` values: the pose (PCT) tokenizer and the pose sequence tokenizer.
+TASKS = ("tokenizer", "sequence")
+
+
+def _schema(task: str) -> DictConfig:
+    """The defaults of a task, closed to unknown keys."""
+    if task == "sequence":
+        from .tasks.sequence import DEFAULTS
+
+        # A plain dict schema (the model's sizes come from a dataclass with many optional fields); struct mode
+        # still rejects unknown keys, and resolve_sequence_config checks the values.
+        schema = OmegaConf.create(DEFAULTS)
+        OmegaConf.set_struct(schema, True)
+        return schema
+    return OmegaConf.structured(TrainConfig)
 
 
 def resolve_config(cfg: DictConfig, source: str = "config") -> DictConfig:

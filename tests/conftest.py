@@ -39,3 +39,36 @@ def trained_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ckpt(trained_run: Path) -> Path:
     return trained_run / "model.ckpt"
+
+
+def tiny_sequence(out: Path, **trainer) -> dict:
+    """The small sequence preset shrunk to train in a few seconds on one CPU thread (a config dict)."""
+    return {
+        "out": str(out),
+        "model": {"preset": "small", "hidden_dim": 32, "num_layers": 3, "joint_dim": 8, "token_dim": 32,
+                  "num_quantizers": 3, "codebook_size": 32, "sequence_length": 16, "kmeans_iters": 2,
+                  "temporal_kernel": 5},
+        "data": {"synthetic_train": 48, "synthetic_val": 8, "synthetic_length": 48, "batch_size": 16,
+                 "real_sample": True, "real_sample_repeat": 2},
+        "optim": {"warmup_steps": 5, "vq_start_step": 25, "lr": 3e-3},
+        "trainer": {"max_steps": 60, "val_every_n_steps": 30, "progress_bar": False, "log_every_n_steps": 10,
+                    "threads": 1, **trainer},
+    }
+
+
+@pytest.fixture(scope="session")
+def sequence_run(tmp_path_factory) -> Path:
+    """A tiny sequence tokenizer (COCO-17, x, y, conf; centred per frame) trained for 60 steps (quantizing from
+    25) on synthetic motion and the bundled real track; returns the run folder."""
+    from posetok.tasks.sequence import train_sequence
+
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("seqrun")
+    train_sequence(tiny_sequence(out))
+    torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sequence_ckpt(sequence_run: Path) -> Path:
+    return sequence_run / "model.ckpt"

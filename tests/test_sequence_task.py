@@ -19,23 +19,11 @@ from posetok.tasks.sequence import (
     resolve_sequence_config,
     save_sequence_tokenizer,
     sequence_payload,
+    side_bits,
     train_sequence,
 )
 
-
-def tiny(out: Path, **trainer) -> dict:
-    """The small preset shrunk to train in a few seconds on one CPU thread."""
-    return {
-        "out": str(out),
-        "model": {"preset": "small", "hidden_dim": 32, "num_layers": 3, "joint_dim": 8, "token_dim": 32,
-                  "num_quantizers": 3, "codebook_size": 32, "sequence_length": 16, "kmeans_iters": 2,
-                  "temporal_kernel": 5},
-        "data": {"synthetic_train": 48, "synthetic_val": 8, "synthetic_length": 48, "batch_size": 16,
-                 "real_sample": True, "real_sample_repeat": 2},
-        "optim": {"warmup_steps": 5, "vq_start_step": 25, "lr": 3e-3},
-        "trainer": {"max_steps": 60, "val_every_n_steps": 30, "progress_bar": False, "log_every_n_steps": 10,
-                    "threads": 1, **trainer},
-    }
+from .conftest import tiny_sequence
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,10 +36,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("seqrun")
-    train_sequence(tiny(out))
-    return out
+def run(sequence_run: Path) -> Path:
+    return sequence_run
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +64,8 @@ def test_training_writes_run_and_error_drops(run: Path, codec: SequenceCodec):
 
 
 def test_resume_continues_from_last_ckpt(tmp_path: Path):
-    train_sequence(tiny(tmp_path, max_steps=12, val_every_n_steps=6))
-    train_sequence(tiny(tmp_path, max_steps=20, val_every_n_steps=6))
+    train_sequence(tiny_sequence(tmp_path, max_steps=12, val_every_n_steps=6))
+    train_sequence(tiny_sequence(tmp_path, max_steps=20, val_every_n_steps=6))
     meta = load_sequence_tokenizer(tmp_path / "model.ckpt").info["meta"]
     assert meta["global_step"] == 20
 
@@ -89,7 +75,7 @@ def test_train_from_a_data_root(tmp_path: Path):
 
     root = tmp_path / "data"
     write_motion_dataset(root, 12, 3, 0, length=40, skeleton="coco17", coords="2d+conf", seed=1)
-    cfg = tiny(tmp_path / "run", max_steps=6, val_every_n_steps=3)
+    cfg = tiny_sequence(tmp_path / "run", max_steps=6, val_every_n_steps=3)
     cfg["data"].update(root=str(root), real_sample=False)
     cfg["optim"]["vq_start_step"] = 3
     path = train_sequence(cfg)
@@ -103,7 +89,7 @@ def test_train_from_a_data_root(tmp_path: Path):
 def test_save_load_gives_identical_tokens(run: Path, codec: SequenceCodec, real, tmp_path: Path):
     poses, mask = real
     tokens = codec.encode(poses, mask)
-    payload = sequence_payload(codec.model, codec.dims, "coco17", "2d+conf", {"min_conf": 0.3},
+    payload = sequence_payload(codec.model, codec.dims, "coco17", "2d+conf", codec.info["normalizer"],
                                codec.info["config"], {"note": "copy"})
     again = load_sequence_tokenizer(save_sequence_tokenizer(tmp_path / "copy.ckpt", payload))
     np.testing.assert_array_equal(again.encode(poses, mask), tokens)
@@ -119,7 +105,9 @@ def test_round_trip_on_real_track_restores_pixel_units(codec: SequenceCodec, rea
     tokens, params = codec.encode(poses, mask, return_params=True)
     w = math.ceil((230 - 16) / 16) + 1
     assert tokens.shape == (w, 16 // 4, 5, 3)
-    assert params["root"].shape == (w, 2) and params["scale"].shape == (w,)
+    # Centred per frame (the configs' default): the root trajectory (W, L, 2) travels beside the tokens.
+    assert codec.normalizer.center == "frame"
+    assert params["root"].shape == (w, 16, 2) and params["scale"].shape == (w,)
     recon = codec.decode(tokens, params)
     assert recon.shape == (230, 17, 2) and recon.dtype == np.float32
     assert np.all(recon[~mask] == 0) and np.isfinite(recon).all()
@@ -137,12 +125,13 @@ def test_round_trip_on_real_track_restores_pixel_units(codec: SequenceCodec, rea
 
 def test_overlapping_windows_average(codec: SequenceCodec, real):
     poses, mask = real
-    overlap = SequenceCodec(codec.model, "2d+conf", stride=8)
+    overlap = SequenceCodec(codec.model, "2d+conf", stride=8, center="window")
     tokens, params = overlap.encode(poses, mask, return_params=True)
     assert tokens.shape[0] == math.ceil((230 - 16) / 8) + 1
     recon = overlap.decode(tokens, params)
     assert recon.shape == (230, 17, 2) and np.all(recon[~mask] == 0)
     # Frames 0..7 are covered by window 0 only: they are that window's own decoding, denormalised.
+    assert params["root"].shape == (len(tokens), 2)
     win = overlap.decoder()(torch.from_numpy(tokens[:1])).numpy()[0] * params["scale"][0] + params["root"][0]
     np.testing.assert_allclose(recon[:8][mask[:8]], win[:8][mask[:8]], rtol=1e-5, atol=1e-3)
 
@@ -178,7 +167,12 @@ def test_evaluate_sequence_reports_every_metric(codec: SequenceCodec, real, tmp_
     rd = metrics["rate_distortion"]
     assert [r["num_quantizers"] for r in rd] == [1, 2, 3]
     assert rd[-1]["mpjpe"] == pytest.approx(metrics["mpjpe"])
-    assert rd[0]["compression_ratio"] == pytest.approx(3 * metrics["compression_ratio"])
+    side = side_bits(arrays["params"])
+    assert side == pytest.approx(metrics["side_bits_per_frame"] * 280)
+    raw = 280 * 17 * 2 * 32
+    token_bits = raw / metrics["token_compression_ratio"]
+    assert metrics["compression_ratio"] == pytest.approx(raw / (token_bits + side))
+    assert rd[0]["compression_ratio"] == pytest.approx(raw / (token_bits / 3 + side))
     single, _ = evaluate_sequence(codec, tmp_path / "test" / "b.npz")
     assert single["num_frames"] == 50
     assert arrays["recon"][1].shape == (50, 17, 2)

@@ -1,20 +1,24 @@
-"""posetok.viz: every picture is a real, non-blank PNG written atomically; bad input is a clear ValueError."""
+"""posetok.viz: every picture is a real, non-blank file written atomically; bad input is a clear one-line error."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from PIL import Image
 
 from posetok import viz
+from posetok.errors import PosetokError
 from posetok.skeletons import COCO17, H36M17, MPII16
 
 SAMPLE = Path(__file__).resolve().parents[1] / "posetok" / "assets" / "real_sample"
@@ -325,3 +329,246 @@ def test_importing_viz_leaves_pyplot_alone():
     code = "import sys, posetok.viz; print('matplotlib.pyplot' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- save_sequence_animation
+
+# The animation's fixed layout: two 240 px panels side by side, 308 px tall with the header.
+ANIM_SIZE = (480, 308)
+# A standing COCO-17 person facing the camera (its left on the image's right), in image pixels.
+STANDING = np.array(
+    [[100, 40], [106, 34], [94, 34], [114, 38], [86, 38], [125, 70], [75, 70], [135, 105], [65, 105],
+     [140, 140], [60, 140], [118, 140], [82, 140], [120, 190], [80, 190], [122, 240], [78, 240]],
+    dtype=np.float32,
+)  # fmt: skip
+
+
+def _sequence(t: int = 12, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``(t, 17, channels)`` original (the standing pose swaying sideways) and a slightly off reconstruction."""
+    sway = 15 * np.sin(np.arange(t) / 2.0)
+    orig = np.repeat(STANDING[None], t, axis=0)
+    orig[..., 0] += sway[:, None]
+    recon = orig + np.random.default_rng(0).normal(0, 2, orig.shape).astype(np.float32)
+    if channels == 3:
+        depth = np.linspace(3.0, 4.0, t * 17, dtype=np.float32).reshape(t, 17, 1)  # z in metres: ignored
+        orig, recon = np.concatenate([orig, depth], -1), np.concatenate([recon, depth + 0.1], -1)
+    return orig, recon
+
+
+def _gif_frames(path: Path) -> tuple[Image.Image, list[np.ndarray]]:
+    im = Image.open(path)
+    frames = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        frames.append(np.asarray(im.convert("RGB")))
+    return im, frames
+
+
+def _side_pixels(frame: np.ndarray, side: str = "left") -> int:
+    """Pixels of an RGB frame within a small distance of one body-side colour."""
+    rgb = np.array([round(c * 255) for c in to_rgb(viz.SIDE_COLORS[side])])
+    return int((np.abs(frame.astype(int) - rgb).sum(-1) < 40).sum())
+
+
+def test_sequence_animation_gif_with_masked_frames(tmp_path):
+    orig, recon = _sequence()
+    mask = np.ones(12, bool)
+    mask[[3, 4]] = False  # the tracker lost the person
+    out = tmp_path / "anim" / "seq.gif"
+    assert viz.save_sequence_animation(out, orig, recon, COCO17, mask=mask, title="synthetic") == out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["seq.gif"], "temporary files left behind"
+    im, frames = _gif_frames(out)
+    assert (im.n_frames, im.size) == (12, ANIM_SIZE)
+    assert im.info["duration"] == 40  # 25 fps
+    assert _side_pixels(frames[0]) > 100 and _side_pixels(frames[0], "right") > 100
+    assert _side_pixels(frames[3]) == 0 and _side_pixels(frames[4]) == 0  # "no pose": no skeleton drawn
+    assert not np.array_equal(frames[0], frames[1])  # the pose moves
+
+
+def test_sequence_animation_mp4(tmp_path):
+    orig, recon = _sequence()
+    out = viz.save_sequence_animation(tmp_path / "seq.mp4", orig, recon, COCO17, fps=10)
+    cap = cv2.VideoCapture(str(out))
+    try:
+        assert cap.isOpened()
+        got = (cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FRAME_WIDTH),
+               cap.get(cv2.CAP_PROP_FRAME_HEIGHT), cap.get(cv2.CAP_PROP_FPS))  # fmt: skip
+        assert got == (12, *ANIM_SIZE, 10)
+        ok, frame = cap.read()
+        assert ok and frame.shape == (ANIM_SIZE[1], ANIM_SIZE[0], 3)
+        assert _side_pixels(frame[..., ::-1]) > 100  # BGR in the file
+    finally:
+        cap.release()
+
+
+def test_sequence_animation_follows_a_person_who_crosses_the_image(tmp_path):
+    orig, recon = _sequence()
+    orig[..., 0] += 150 * np.arange(12)[:, None]  # a sprinter: 1650 px in 12 frames, a pose is ~80 px wide
+    recon[..., 0] += 150 * np.arange(12)[:, None]
+    mask = np.ones(12, bool)
+    mask[0] = False  # the first centre comes from the next valid frame
+    auto = viz.save_sequence_animation(tmp_path / "auto.gif", orig, recon, COCO17, mask=mask)
+    fixed = viz.save_sequence_animation(tmp_path / "fixed.gif", orig, recon, COCO17, mask=mask, follow=False)
+    _, big = _gif_frames(auto)
+    _, small = _gif_frames(fixed)
+    # Followed, the person fills the panel; with the whole track in view it is a few pixels tall.
+    assert _side_pixels(big[5]) > 4 * _side_pixels(small[5]) > 0
+    assert _side_pixels(big[0]) == 0  # still no skeleton in a frame without a pose
+    # Standing still (the sway is smaller than the pose), the view does not follow.
+    still, _ = _sequence()
+    a = viz.save_sequence_animation(tmp_path / "a.gif", still, still, COCO17, max_frames=2)
+    b = viz.save_sequence_animation(tmp_path / "b.gif", still, still, COCO17, max_frames=2, follow=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_sequence_animation_3d_draws_the_xy_projection(tmp_path):
+    orig3, recon3 = _sequence(channels=3)
+    a = viz.save_sequence_animation(tmp_path / "a" / "xyz.gif", orig3, recon3, COCO17, max_frames=3)
+    b = viz.save_sequence_animation(tmp_path / "b" / "xy.gif", orig3[..., :2], recon3[..., :2], COCO17, max_frames=3)
+    assert a.read_bytes() == b.read_bytes()  # z plays no part
+
+
+def test_sequence_animation_max_frames_and_confidence(tmp_path):
+    orig, recon = _sequence()
+    conf = np.ones((12, 17, 1), np.float32)
+    conf[:, 11:] = 0.0  # legs undetected
+    orig_c = np.concatenate([orig, conf], -1)
+    out = viz.save_sequence_animation(tmp_path / "s.gif", orig_c, recon, COCO17, max_frames=4, min_conf=0.3)
+    im, frames = _gif_frames(out)
+    assert (im.n_frames, im.size) == (4, ANIM_SIZE)
+    assert im.info["duration"] == 120  # 12 frames in 4: the clip keeps its 0.48 s
+    # The left panel shows only the upper body: nothing below the hips (y = 140 of 40..240).
+    full = viz.save_sequence_animation(tmp_path / "f.gif", orig, recon, COCO17, max_frames=4)
+    left_panel = slice(0, ANIM_SIZE[0] // 2)
+    legs = slice(ANIM_SIZE[1] // 2 + 60, ANIM_SIZE[1])
+    assert _side_pixels(frames[0][legs, left_panel]) == 0
+    assert _side_pixels(_gif_frames(full)[1][0][legs, left_panel]) > 0
+
+
+@pytest.mark.parametrize("name", ["seq.png", "seq", "seq.avi"])
+def test_sequence_animation_bad_suffix(tmp_path, name):
+    orig, recon = _sequence(3)
+    path = tmp_path / name
+    with pytest.raises(PosetokError, match=re.escape(str(path))) as info:
+        viz.save_sequence_animation(path, orig, recon, COCO17)
+    assert ".gif, .mp4" in str(info.value) and "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"recon": np.zeros((4, 17, 2))}, "recon has 4 frames"),
+        ({"original": np.zeros((3, 16, 2))}, "16 joints"),
+        ({"original": np.zeros((3, 17, 1))}, r"\(T, K, C\)"),
+        ({"mask": np.ones(4, bool)}, r"mask must have shape \(T,\)"),
+        ({"max_frames": 0}, "max_frames"),
+        ({"fps": 0}, "fps"),
+    ],
+)
+def test_sequence_animation_bad_input(tmp_path, kwargs, match):
+    orig, recon = _sequence(3)
+    args = {"original": orig, "recon": recon} | kwargs
+    with pytest.raises(ValueError, match=match):
+        viz.save_sequence_animation(tmp_path / "s.gif", skeleton=COCO17, **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------- save_codebook_usage_per_quantizer
+
+
+def test_codebook_usage_per_quantizer(tmp_path):
+    tokens = _skewed_tokens(6 * 5 * 2, 3, 64).reshape(6, 5, 2, 3)  # (W, T', G, Q)
+    tokens[0] = -1  # a masked window
+    tokens[..., 2] %= 4  # a nearly collapsed quantizer
+    out = viz.save_codebook_usage_per_quantizer(tmp_path / "q" / "cbq.png", tokens, 64, names=["q1", "q2", "q3"])
+    assert_png(out, min_bytes=20_000)
+    three = mpimg.imread(out)
+    one = mpimg.imread(viz.save_codebook_usage_per_quantizer(tmp_path / "one.png", tokens[..., :1], 64))
+    assert three.shape[1] == one.shape[1] and three.shape[0] > 2 * one.shape[0]  # one panel per quantizer
+
+
+def test_codebook_usage_per_quantizer_empty_quantizer(tmp_path):
+    tokens = np.zeros((4, 2), np.int64)
+    tokens[:, 1] = -1  # the second quantizer was dropped everywhere: drawn as "no tokens"
+    assert_png(viz.save_codebook_usage_per_quantizer(tmp_path / "cbq.png", tokens, 8))
+
+
+@pytest.mark.parametrize(
+    "tokens, match",
+    [
+        (np.full((2, 3), 8), r"\[0, 8\)"),
+        (np.full((2, 3), -2), "min -2"),
+        (np.zeros((0, 3), np.int64), "empty"),
+        (np.full((2, 3), -1), "no token"),
+        (np.zeros((2, 3)) + 0.5, "integer"),
+    ],
+)
+def test_codebook_usage_per_quantizer_bad_tokens(tmp_path, tokens, match):
+    path = tmp_path / "cbq.png"
+    with pytest.raises(PosetokError, match=match) as info:
+        viz.save_codebook_usage_per_quantizer(path, tokens, 8)
+    assert str(path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_codebook_usage_per_quantizer_bad_names(tmp_path):
+    with pytest.raises(ValueError, match="names has 1"):
+        viz.save_codebook_usage_per_quantizer(tmp_path / "cbq.png", np.zeros((4, 2), np.int64), 8, names=["a"])
+
+
+# ------------------------------------------------------------------------------------ save_rate_distortion
+
+RD_ROWS = [
+    {"num_quantizers": q, "mpjpe": e, "compression_ratio": r}
+    for q, e, r in [(3, 3.9, 36.3), (1, 9.1, 108.8), (2, 5.2, 54.4), (4, 3.2, 27.2)]
+]
+
+
+@pytest.mark.parametrize("reference", [None, 4.0])
+def test_rate_distortion(tmp_path, reference):
+    out = viz.save_rate_distortion(tmp_path / "rd" / "rd.png", RD_ROWS, unit="px", reference=reference)
+    assert_png(out)
+    assert mpimg.imread(out).shape[2] in (3, 4)
+
+
+def test_rate_distortion_reference_line_is_drawn(tmp_path):
+    plain = mpimg.imread(viz.save_rate_distortion(tmp_path / "a.png", RD_ROWS))
+    ref = mpimg.imread(viz.save_rate_distortion(tmp_path / "b.png", RD_ROWS, reference=4.0, reference_label="3%"))
+    def reddish(img: np.ndarray) -> int:
+        # The dashed line is thin and antialiased, so count clearly red pixels rather than exact matches.
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        return int(((r > 0.75) & (g < 0.5) & (b < 0.5)).sum())
+
+    assert reddish(plain) == 0 and reddish(ref) > 100
+
+
+@pytest.mark.parametrize(
+    "rows, kwargs, match",
+    [
+        ([], {}, "empty"),
+        ([{"num_quantizers": 1, "mpjpe": 2.0}], {}, "lacks compression_ratio"),
+        ([{"num_quantizers": 0, "mpjpe": 2.0, "compression_ratio": 3.0}], {}, "num_quantizers"),
+        ([{"num_quantizers": 1, "mpjpe": np.nan, "compression_ratio": 3.0}], {}, "mpjpe"),
+        (RD_ROWS + RD_ROWS[:1], {}, "repeat"),
+        (RD_ROWS, {"reference": -1.0}, "reference"),
+    ],
+)
+def test_rate_distortion_bad_input(tmp_path, rows, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.save_rate_distortion(tmp_path / "rd.png", rows, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------ save_error_per_joint, sequences
+
+
+def test_error_per_joint_accepts_sequence_errors(tmp_path):
+    orig, recon = _sequence(6)
+    err = np.linalg.norm(orig - recon, axis=-1)  # (T, K)
+    err[2:4] = np.nan  # masked-out frames are not scored
+    windows = np.stack([err, err])  # (W, T, K): pooled over windows and frames
+    a = viz.save_error_per_joint(tmp_path / "a" / "e.png", windows, COCO17, unit="norm")
+    b = viz.save_error_per_joint(tmp_path / "b" / "e.png", windows.reshape(-1, 17), COCO17, unit="norm")
+    assert_png(a, min_bytes=20_000)
+    assert a.read_bytes() == b.read_bytes()

@@ -16,12 +16,19 @@ A dataset root holds ``train/``, ``val/`` and ``test/`` folders of such files (:
 
 Normalisation rule (:class:`SequenceNormalizer`)
 ------------------------------------------------
-Every window of frames is moved and scaled as a whole, so motion inside the window (travel, a jump) is kept:
+Every window of frames is scaled as a whole and root-centred either as a whole or frame by frame (``center``):
 
-* **root** (one point per window): the mean over valid frames of the skeleton's root joint, which is ``pelvis`` or
-  ``root`` where the layout has one (MPII, Human3.6M), else the midpoint of ``left_hip`` and ``right_hip`` (COCO,
-  COCO-WholeBody). With a confidence channel only joints with confidence ``>= min_conf`` count. When no valid frame
-  has a confident root, the mean of all confident joints is used, and 0 when there is none.
+* **root point** of a frame: the skeleton's root joint, which is ``pelvis`` or ``root`` where the layout has one
+  (MPII, Human3.6M), else the midpoint of ``left_hip`` and ``right_hip`` (COCO, COCO-WholeBody). With a confidence
+  channel only joints with confidence ``>= min_conf`` count.
+* ``center="frame"`` (the configs' default): **root** ``(L, C)`` per window, the root point of every frame, so the
+  tokens hold the articulation and the root trajectory travels beside them, exactly, as a decode parameter. Frames
+  without a valid, confident root take the root linearly interpolated from the nearest frames that have one (held
+  constant past the first and last), and the window centre below when no frame has one. A person crossing the
+  image (a sprinter moves ~1500 px in a second of video) is then as easy to code as one standing still.
+* ``center="window"``: **root** ``(C,)`` per window, the mean root point over valid frames, so motion inside the
+  window (travel, a jump) is part of what the tokens code. When no valid frame has a confident root, the mean of
+  all confident joints is used, and 0 when there is none.
 * **scale** (one number per window): the median over valid frames of the torso size, the distance between the
   shoulder centre (midpoint of ``left_shoulder``/``right_shoulder``) and the hip centre (the hips' midpoint, or
   the root joint); frames where any of these joints is not confident are skipped. The median ignores frames where
@@ -50,6 +57,8 @@ from ..skeletons import Skeleton, get_skeleton
 #: Channels per keypoint of each ``coords`` value.
 COORDS: dict[str, int] = {"2d": 2, "2d+conf": 3, "3d": 3}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Root-centring modes of :class:`SequenceNormalizer`.
+CENTERS: tuple[str, ...] = ("window", "frame")
 
 
 def coords_dims(coords: str) -> int:
@@ -284,9 +293,14 @@ class SequenceNormalizer:
         skeleton: layout of the keypoint axis; its joint names define root and torso.
         coords: ``"2d"``, ``"2d+conf"`` or ``"3d"``.
         min_conf: with ``"2d+conf"``, joints below this confidence do not count for root and scale.
+        center: ``"window"`` (one root per window) or ``"frame"`` (one root per frame).
     """
 
-    def __init__(self, skeleton: Skeleton | str, coords: str = "2d", min_conf: float = 0.3) -> None:
+    def __init__(self, skeleton: Skeleton | str, coords: str = "2d", min_conf: float = 0.3,
+                 center: str = "window") -> None:
+        if center not in CENTERS:
+            raise PosetokError(f"unknown center '{center}'; choose one of {', '.join(CENTERS)}")
+        self.center = center
         self.skeleton = _skeleton(skeleton)
         self.coords = coords
         self.dims = coords_dims(coords)
@@ -316,8 +330,8 @@ class SequenceNormalizer:
         return ok
 
     def params(self, windows: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
-        """``root`` ``(W, C)`` and ``scale`` ``(W,)`` float64 of windows ``(W, L, N, D)``, masks ``(W, L)``;
-        ``C`` = 2 for 2D, 3 for 3D."""
+        """``root`` ``(W, C)`` (``center="window"``) or ``(W, L, C)`` (``"frame"``) and ``scale`` ``(W,)``,
+        float64, of windows ``(W, L, N, D)`` with masks ``(W, L)``; ``C`` = 2 for 2D, 3 for 3D."""
         x = np.asarray(windows, dtype=np.float64)
         masks = np.asarray(masks, dtype=bool)
         xyz = x[..., : self.spatial]
@@ -347,6 +361,8 @@ class SequenceNormalizer:
                 d2 = np.sum((xyz[w] - root[w]) ** 2, axis=-1)[ok[w]]
                 s = float(np.sqrt(d2.mean())) if d2.size else 0.0
             scale[w] = s if s > 1e-8 else 1.0
+        if self.center == "frame":
+            root = _per_frame_root(root_pt, root_ok, root)
         return {"root": root, "scale": scale}
 
     def normalize(self, windows: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -371,7 +387,7 @@ class SequenceNormalizer:
         p = self.params(windows, masks)
         out = np.array(windows, dtype=np.float64)
         c = self.spatial
-        out[..., :c] = (out[..., :c] - p["root"][:, None, None]) / p["scale"][:, None, None, None]
+        out[..., :c] = (out[..., :c] - _root_axes(p["root"], 1)) / p["scale"][:, None, None, None]
         dtype = np.float64 if windows.dtype == np.float64 else np.float32
         out = out.astype(dtype)
         if single:
@@ -387,11 +403,31 @@ class SequenceNormalizer:
         scale = np.asarray(_numpy(params["scale"]), dtype=np.float64)
         x = np.array(_numpy(normed), dtype=np.float64)
         lead = x.ndim - 3  # number of window axes before (L, N, D)
-        r = root.reshape(root.shape[:lead] + (1, 1) + root.shape[lead:])
         s = scale.reshape(scale.shape + (1, 1, 1))
-        x[..., : self.spatial] = x[..., : self.spatial] * s + r
+        x[..., : self.spatial] = x[..., : self.spatial] * s + _root_axes(root, lead)
         dtype = np.float64 if np.asarray(_numpy(normed)).dtype == np.float64 else np.float32
         return x.astype(dtype)
+
+
+def _root_axes(root: np.ndarray, lead: int) -> np.ndarray:
+    """A window root ``(*lead, C)`` or a frame root ``(*lead, L, C)`` shaped to broadcast over
+    ``(*lead, L, N, C)``."""
+    if root.ndim == lead + 1:
+        return root.reshape(root.shape[:lead] + (1, 1) + root.shape[lead:])
+    return root[..., None, :]
+
+
+def _per_frame_root(points: np.ndarray, ok: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """``(W, L, C)`` root per frame: ``points`` where ``ok``, linear interpolation between such frames (held
+    past the ends) elsewhere, ``fallback`` ``(W, C)`` in windows without any."""
+    out = np.repeat(fallback[:, None], points.shape[1], axis=1)
+    t = np.arange(points.shape[1])
+    for w in range(len(points)):
+        have = np.flatnonzero(ok[w])
+        if have.size:
+            for c in range(points.shape[2]):
+                out[w, :, c] = np.interp(t, have, points[w, have, c])
+    return out
 
 
 def _numpy(x: object) -> np.ndarray:
@@ -417,7 +453,8 @@ class WindowDataset(torch.utils.data.Dataset):
     * ``mask``: ``(length,)`` bool, valid frames (False on padding).
     * ``conf``: ``(length, N)`` float32 loss weights: the confidence channel for ``"2d+conf"``, else ones; zero
       where ``mask`` is False.
-    * ``root`` ``(C,)`` and ``scale`` ``()`` float64: the normalisation parameters
+    * ``root`` ``(C,)`` (``(length, C)`` with ``center="frame"``) and ``scale`` ``()`` float64: the
+      normalisation parameters
       (:meth:`SequenceNormalizer.denormalize` accepts them, batched or not).
     * ``file`` (index into :attr:`files`) and ``start`` (first frame), both int.
 
@@ -428,7 +465,7 @@ class WindowDataset(torch.utils.data.Dataset):
         length: frames per window.
         stride: frames between window starts, default ``length`` (no overlap).
         split: folder under ``source`` (``train``, ``val``, ``test``), or None.
-        min_conf: see :class:`SequenceNormalizer`.
+        min_conf, center: see :class:`SequenceNormalizer`.
         cache_files: how many files to keep in memory (None: all).
     """
 
@@ -442,6 +479,7 @@ class WindowDataset(torch.utils.data.Dataset):
         split: str | None = None,
         min_conf: float = 0.3,
         cache_files: int | None = None,
+        center: str = "window",
     ) -> None:
         self.skeleton = _skeleton(skeleton)
         self.coords = coords
@@ -453,7 +491,7 @@ class WindowDataset(torch.utils.data.Dataset):
             self.files = [Path(p) for p in source]
             if not self.files:
                 raise PosetokError("WindowDataset: no sequence files given")
-        self.normalizer = SequenceNormalizer(self.skeleton, coords, min_conf)
+        self.normalizer = SequenceNormalizer(self.skeleton, coords, min_conf, center)
         self.cache_files = cache_files
         self._cache: OrderedDict[int, PoseSequence] = OrderedDict()
         index = []

@@ -195,20 +195,23 @@ def quantization_error(features: Any, quantized: Any, mask: Any = None) -> float
 
 
 def compression_ratio(num_frames: int, num_joints: int, coord_dims: int, grid_shape: Sequence[int],
-                      codebook_size: int) -> float:
+                      codebook_size: int, side_bits: float = 0.0) -> float:
     """How many times smaller a tokenized clip is than its raw float32 coordinates.
 
-    Raw: ``T * N * coord_dims * 32`` bits (a confidence channel is not counted). Tokens: ``prod(grid_shape)``
+    Raw: ``T * N * coord_dims * 32`` bits (a confidence channel is not counted). Coded: ``prod(grid_shape)``
     ids of ``log2(V)`` bits each, ``grid_shape`` the token grid of the clip (e.g. ``(W, T', G, Q)`` or
-    ``(T', G, Q)``). E.g. 32 frames of COCO-17 in 2D (34 816 bits) as ``(8, 5, 4)`` tokens of 256 codes
-    (1 280 bits) is 27.2.
+    ``(T', G, Q)``), plus ``side_bits`` for what decoding needs beside the tokens (the normalisation's root and
+    scale, the frame mask). E.g. 32 frames of COCO-17 in 2D (34 816 bits) as ``(8, 5, 4)`` tokens of 256 codes
+    (1 280 bits) is 27.2; with a float32 root per frame and a scale (2 080 more bits) it is 10.4.
     """
     if min(num_frames, num_joints, coord_dims) < 1:
         raise ValueError("num_frames, num_joints and coord_dims must be >= 1")
     if codebook_size < 2:
         raise ValueError("codebook_size must be >= 2 (one code stores zero bits)")
+    if side_bits < 0:
+        raise ValueError(f"side_bits must be >= 0, got {side_bits}")
     tokens = int(np.prod([int(s) for s in grid_shape]))
     if tokens < 1:
         raise ValueError(f"token grid {tuple(grid_shape)} is empty")
     raw = num_frames * num_joints * coord_dims * _FLOAT32_BITS
-    return float(raw) / (tokens * math.log2(codebook_size))
+    return float(raw) / (tokens * math.log2(codebook_size) + side_bits)

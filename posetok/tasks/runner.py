@@ -85,8 +85,13 @@ def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
 
     ``cfg.out`` receives ``config.yaml`` (resolved), ``last.ckpt`` (resume state, rewritten every
     ``trainer.val_every_n_steps`` steps and at the end), ``model.ckpt`` and TensorBoard logs under ``tb/``.
-    If ``last.ckpt`` exists the run resumes from it.
+    If ``last.ckpt`` exists the run resumes from it. A config with ``task: sequence`` trains the pose sequence
+    tokenizer (:func:`posetok.tasks.sequence.train_sequence`).
     """
+    if cfg.get("task") == "sequence":
+        from .sequence import train_sequence
+
+        return train_sequence(cfg)
     _threads(cfg)
     keep_freed_memory()
     # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.

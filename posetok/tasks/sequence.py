@@ -4,6 +4,7 @@ Config (a plain dict; :func:`resolve_sequence_config` fills what is missing from
 
     task: sequence          out: runs/sequence
     model:   kind: sequence, preset: small|default|large, skeleton: coco17, coords: "2d"|"2d+conf"|"3d",
+             center: frame|window (root-centring, see posetok.data.sequences),
              any SequenceDims field (null: the preset's value; num_keypoints, keypoint_dim and has_confidence
              follow from skeleton and coords)
     data:    root (a folder with train/ and val/ of .npz sequences; null: synthetic motion), synthetic_train,
@@ -14,15 +15,16 @@ Config (a plain dict; :func:`resolve_sequence_config` fills what is missing from
     optim:   lr, weight_decay, betas, warmup_steps, min_lr_ratio, vq_start_step
     trainer: as the pose tokenizer's (max_steps, max_time in minutes, val_every_n_steps, ...)
 
-Every window is normalised on its own by :class:`~posetok.data.sequences.SequenceNormalizer` (root-centred, scaled
-by the torso size); the model sees and reconstructs normalised coordinates, and :class:`SequenceCodec` undoes the
-normalisation, so users see their own units.
+Every window is normalised on its own by :class:`~posetok.data.sequences.SequenceNormalizer` (root-centred per
+frame or per window, scaled by the torso size); the model sees and reconstructs normalised coordinates, and
+:class:`SequenceCodec` undoes the normalisation with the parameters it keeps beside the tokens, so users see their
+own units.
 
 ``model.ckpt`` (a ``torch.save`` dict, loadable with ``weights_only=True``)::
 
     format: "posetok.sequence_tokenizer"   format_version: 1   kind: "sequence"
     skeleton, coords, num_joints, dims (SequenceDims as a dict)
-    normalizer: {min_conf, window_stride}
+    normalizer: {min_conf, window_stride, center}
     state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version, ...}
 """
 
@@ -41,6 +43,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..data.sequences import (
+    CENTERS,
     COORDS,
     PoseSequence,
     SequenceNormalizer,
@@ -65,7 +68,7 @@ _DERIVED = ("num_keypoints", "keypoint_dim", "has_confidence", "skeleton")
 DEFAULTS: dict[str, Any] = {
     "task": "sequence",
     "out": "runs/sequence",
-    "model": {"kind": "sequence", "preset": "small", "skeleton": "coco17", "coords": "2d+conf",
+    "model": {"kind": "sequence", "preset": "small", "skeleton": "coco17", "coords": "2d+conf", "center": "frame",
               **{k: None for k in _DIMS_FIELDS if k != "skeleton"}},
     "data": {"root": None, "synthetic_train": 512, "synthetic_val": 64, "synthetic_length": 128,
              "real_sample": False, "real_sample_repeat": 8, "stride": None, "min_conf": 0.3,
@@ -102,6 +105,9 @@ def resolve_sequence_config(config: dict[str, Any] | Any, source: str = "config"
     if m["coords"] not in COORDS:
         raise PosetokError(f"{source}: field 'model.coords': unknown coords '{m['coords']}' "
                            f"(known: {', '.join(COORDS)})")
+    if m["center"] not in CENTERS:
+        raise PosetokError(f"{source}: field 'model.center': unknown center '{m['center']}' "
+                           f"(known: {', '.join(CENTERS)})")
     try:
         sk = get_skeleton(m["skeleton"])
     except (KeyError, PosetokError) as e:
@@ -139,8 +145,8 @@ class ArrayWindows(Dataset):
     :class:`~posetok.data.sequences.WindowDataset` gives (``poses``, ``mask``, ``conf``)."""
 
     def __init__(self, sequences: list[PoseSequence], skeleton: Skeleton, coords: str, length: int, stride: int,
-                 min_conf: float = 0.3, repeat: int = 1) -> None:
-        norm = SequenceNormalizer(skeleton, coords, min_conf)
+                 min_conf: float = 0.3, repeat: int = 1, center: str = "window") -> None:
+        norm = SequenceNormalizer(skeleton, coords, min_conf, center)
         wins, masks = [], []
         for seq in sequences:
             w, m, _ = sliding_windows(seq, length, stride)
@@ -196,19 +202,22 @@ def build_datasets(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     sk = get_skeleton(m["skeleton"])
     length = int(m["sequence_length"])
     stride = int(d["stride"] or max(length // 2, 1))
+    center = m["center"]
     if d["root"]:
         root = Path(d["root"])
-        train: Dataset = WindowDataset(root, sk, m["coords"], length, stride, split="train", min_conf=d["min_conf"])
-        val: Dataset = WindowDataset(root, sk, m["coords"], length, length, split="val", min_conf=d["min_conf"])
+        train: Dataset = WindowDataset(root, sk, m["coords"], length, stride, split="train", min_conf=d["min_conf"],
+                                       center=center)
+        val: Dataset = WindowDataset(root, sk, m["coords"], length, length, split="val", min_conf=d["min_conf"],
+                                     center=center)
     else:
         seqs = synthetic_sequences(d["synthetic_train"], d["synthetic_length"], sk.name, m["coords"], d["seed"])
-        train = ArrayWindows(seqs, sk, m["coords"], length, stride, d["min_conf"])
+        train = ArrayWindows(seqs, sk, m["coords"], length, stride, d["min_conf"], center=center)
         vseqs = synthetic_sequences(d["synthetic_val"], d["synthetic_length"], sk.name, m["coords"],
                                     d["seed"] + 1_000_003)
-        val = ArrayWindows(vseqs, sk, m["coords"], length, length, d["min_conf"])
+        val = ArrayWindows(vseqs, sk, m["coords"], length, length, d["min_conf"], center=center)
     if d["real_sample"]:
         extra = ArrayWindows([real_track(sk, m["coords"])], sk, m["coords"], length, stride, d["min_conf"],
-                             repeat=d["real_sample_repeat"])
+                             repeat=d["real_sample_repeat"], center=center)
         train = ConcatDataset([train, extra])
     return train, val
 
@@ -301,12 +310,12 @@ def sequence_payload(model: SequenceTokenizerModel, dims: SequenceDims, skeleton
                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``model.ckpt`` dict of a sequence tokenizer (layout in the module docstring).
 
-    ``normalizer``: ``min_conf`` (default 0.3) and ``window_stride`` (default ``None``: the window length,
-    no overlap) that :class:`SequenceCodec` uses.
+    ``normalizer``: ``min_conf`` (default 0.3), ``window_stride`` (default ``None``: the window length,
+    no overlap) and ``center`` (default ``"window"``) that :class:`SequenceCodec` uses.
     """
     from .. import __version__
 
-    norm = {"min_conf": 0.3, "window_stride": None, **(normalizer or {})}
+    norm = {"min_conf": 0.3, "window_stride": None, "center": "window", **(normalizer or {})}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -315,7 +324,7 @@ def sequence_payload(model: SequenceTokenizerModel, dims: SequenceDims, skeleton
         "coords": coords,
         "num_joints": dims.num_keypoints,
         "dims": dims.to_dict(),
-        "normalizer": {"min_conf": float(norm["min_conf"]),
+        "normalizer": {"min_conf": float(norm["min_conf"]), "center": str(norm["center"]),
                        "window_stride": None if norm["window_stride"] is None else int(norm["window_stride"])},
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "config": config or {},
@@ -340,23 +349,19 @@ def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     dims = dims_from_config(cfg)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "sequence", "skeleton": m["skeleton"],
                "coords": m["coords"], "num_joints": dims.num_keypoints, "dims": dims.to_dict(),
-               "normalizer": {"min_conf": float(cfg["data"]["min_conf"]), "window_stride": None},
+               "normalizer": {"min_conf": float(cfg["data"]["min_conf"]), "window_stride": None,
+                              "center": m["center"]},
                "state_dict": state, "config": cfg, "meta": {"global_step": obj.get("global_step")}}
     return payload
 
 
-def read_sequence_payload(path: str | Path) -> dict[str, Any]:
-    """Read and check a sequence tokenizer checkpoint (``model.ckpt`` or a Lightning ``last.ckpt``)."""
+def read_sequence_payload(path: str | Path, obj: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read and check a sequence tokenizer checkpoint (``model.ckpt`` or a Lightning ``last.ckpt``); ``obj``:
+    the file's dict, if already read."""
+    from ..checkpoint import read_checkpoint
+
     path = Path(path)
-    if not path.is_file():
-        raise PosetokError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # foreign bytes fail with many exception types
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise PosetokError(f"{path}: not a readable posetok checkpoint (corrupt or truncated: {reason})") from None
-    if not isinstance(obj, dict):
-        raise PosetokError(f"{path}: not a posetok checkpoint (top level is {type(obj).__name__})")
+    obj = read_checkpoint(path) if obj is None else obj
     if "pytorch-lightning_version" in obj:
         obj = _from_lightning(path, obj)
     if obj.get("format") != FORMAT:
@@ -372,9 +377,10 @@ def read_sequence_payload(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def load_sequence_tokenizer(path: str | Path, batch_size: int = 64) -> SequenceCodec:
-    """Load a sequence tokenizer checkpoint as a :class:`SequenceCodec`."""
-    payload = read_sequence_payload(path)
+def load_sequence_tokenizer(path: str | Path, batch_size: int = 64, obj: dict[str, Any] | None = None
+                            ) -> SequenceCodec:
+    """Load a sequence tokenizer checkpoint as a :class:`SequenceCodec`; ``obj``: the file's dict, if read."""
+    payload = read_sequence_payload(path, obj)
     try:
         skeleton = get_skeleton(payload["skeleton"])
     except (KeyError, PosetokError) as e:
@@ -391,8 +397,11 @@ def load_sequence_tokenizer(path: str | Path, batch_size: int = 64) -> SequenceC
         raise field_error(path, "state_dict", f"does not fit the model it describes ({reason})") from None
     model.eval()
     norm = payload["normalizer"]
+    if norm.get("center", "window") not in CENTERS:
+        raise field_error(path, "normalizer.center", f"unknown center {norm.get('center')!r}")
     codec = SequenceCodec(model, payload["coords"], min_conf=norm.get("min_conf", 0.3),
-                          stride=norm.get("window_stride"), batch_size=batch_size)
+                          stride=norm.get("window_stride"), batch_size=batch_size,
+                          center=norm.get("center", "window"))
     codec.info = {k: v for k, v in payload.items() if k != "state_dict"}
     return codec
 
@@ -420,7 +429,7 @@ class SequenceCodec:
     """
 
     def __init__(self, model: SequenceTokenizerModel, coords: str, min_conf: float = 0.3, stride: int | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, center: str = "window") -> None:
         self.model = model.eval()
         self.dims = model.dims
         self.skeleton = model.skeleton
@@ -428,7 +437,7 @@ class SequenceCodec:
         if coords_dims(coords) != self.dims.keypoint_dim or (coords == "2d+conf") != self.dims.has_confidence:
             raise PosetokError(f"coords '{coords}' does not fit the model's input: {self.dims.keypoint_dim} "
                                f"channels, {'with' if self.dims.has_confidence else 'without'} a confidence")
-        self.normalizer = SequenceNormalizer(self.skeleton, coords, min_conf)
+        self.normalizer = SequenceNormalizer(self.skeleton, coords, min_conf, center)
         self.length = int(self.dims.sequence_length)
         self.stride = int(stride) if stride else self.length
         self.batch_size = int(batch_size)
@@ -501,7 +510,8 @@ class SequenceCodec:
         """Poses ``(T, N, D)`` or ``(B, T, N, D)`` in the file's units -> tokens ``(W, T', G, Q)`` or
         ``(B, W, T', G, Q)`` int64 (``-1`` for windows without a valid frame).
 
-        With ``return_params``, also the dict :meth:`decode` needs: ``root`` ``(W, C)``, ``scale`` ``(W,)``,
+        With ``return_params``, also the dict :meth:`decode` needs: ``root`` ``(W, C)`` (``(W, L, C)``, the
+        root trajectory, when the codec centres per frame), ``scale`` ``(W,)``,
         ``starts`` ``(W,)``, ``mask`` ``(T,)`` (with a batch axis in front for batched input) and
         ``num_frames``. ``source`` names the input in error messages (a file path).
         """
@@ -568,9 +578,9 @@ class SequenceCodec:
         for c in range(len(tok)):
             flat = torch.from_numpy(tok[c].astype(np.int64))
             recon = torch.cat([dec(flat[i:i + self.batch_size]) for i in range(0, len(flat), self.batch_size)])
-            win = recon.cpu().numpy().astype(np.float64)
-            # Denormalise the coordinate channels (the normaliser's inverse; no confidence channel here).
-            win = win * scale[c][:, None, None, None] + root[c][:, None, None, :]
+            # The decoder gives the coordinate channels only, which is what denormalize scales and moves.
+            win = self.normalizer.denormalize(recon.cpu().numpy().astype(np.float64),
+                                              {"root": root[c], "scale": scale[c]})
             acc = np.zeros_like(out[c])
             cnt = np.zeros(t)
             for w, s in enumerate(starts):
@@ -610,6 +620,13 @@ class SequenceCodec:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def side_bits(params: list[dict[str, Any]]) -> float:
+    """Bits that decoding needs beside the tokens of clips encoded with ``params``
+    (:meth:`SequenceCodec.encode`): ``root`` and ``scale`` as float32 and the frame ``mask`` at 1 bit per frame
+    (window starts follow from the clip length)."""
+    return float(sum((np.size(p["root"]) + np.size(p["scale"])) * 32 + np.size(p["mask"]) for p in params))
+
+
 def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | None = "auto",
                       pck_threshold: float = 0.05, conf_threshold: float = 0.0,
                       num_quantizers: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -626,7 +643,9 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
         ``metrics``: the :func:`sequence_metrics` keys in the files' units (``mse``, ``mae``, ``rmse``, ``mpjpe``,
         ``pck``, ``pck_threshold``, ``reference_size`` = mean box height, ``per_keypoint_error``) plus
         ``mpjpe_norm`` (normalised units), ``codebook_usage`` and ``perplexity`` (lists, one per quantizer),
-        ``quantization_error``, ``compression_ratio``, ``rate_distortion`` (``mpjpe`` for ``q = 1..Q``),
+        ``quantization_error``, ``compression_ratio`` (tokens plus the decode parameters, :func:`side_bits`),
+        ``token_compression_ratio`` (tokens alone), ``side_bits_per_frame``, ``rate_distortion`` (``mpjpe`` and
+        ``compression_ratio`` for ``q = 1..Q``),
         ``num_sequences``, ``num_frames``, ``frames_per_s``; and ``arrays`` per file: ``tokens``, ``recon``,
         ``poses``, ``mask``, ``files``.
     """
@@ -672,19 +691,23 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
     stats = quantizer_stats(valid_tokens, codec.codebook_size)
     total_frames = int(sum(len(p) for p in arrays["poses"]))
     q_used = int(num_quantizers or codec.num_quantizers)
+    side = side_bits(arrays["params"])
     rd = []
     for q in range(1, codec.num_quantizers + 1):
         rq = np.concatenate([codec.decode(t, p, q) for t, p in zip(arrays["tokens"], arrays["params"])])
         rd.append({"num_quantizers": q, "mpjpe": score(rq)["mpjpe"],
                    "compression_ratio": compression_ratio(total_frames, n, dc, (len(valid_tokens), q),
-                                                          codec.codebook_size)})
+                                                          codec.codebook_size, side)})
     metrics.update({
         "mpjpe_norm": float(np.concatenate(norm_err).mean()) if norm_err else float("nan"),
         "codebook_usage": stats["codebook_usage"],
         "perplexity": stats["perplexity"],
         "quantization_error": qerr_num / qerr_den if qerr_den else float("nan"),
         "compression_ratio": compression_ratio(total_frames, n, dc, (len(valid_tokens), q_used),
-                                               codec.codebook_size),
+                                               codec.codebook_size, side),
+        "token_compression_ratio": compression_ratio(total_frames, n, dc, (len(valid_tokens), q_used),
+                                                     codec.codebook_size),
+        "side_bits_per_frame": side / max(total_frames, 1),
         "rate_distortion": rd,
         "num_quantizers": q_used,
         "codebook_size": codec.codebook_size,
@@ -693,6 +716,45 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
         "frames_per_s": total_frames / max(seconds, 1e-9),
     })
     return metrics, arrays
+
+
+def save_sequence_figures(out: str | Path, codec: SequenceCodec, metrics: dict[str, Any], arrays: dict[str, Any],
+                          animation: str = "gif", max_frames: int = 300) -> list[Path]:
+    """The figures of ``posetok eval --visualize`` for a sequence tokenizer, from :func:`evaluate_sequence`'s
+    output, written to ``out``:
+
+    * ``reconstruction.gif`` (or ``.mp4``): the first sequence, original and reconstruction side by side;
+    * ``error_per_keypoint.png``: mean error per keypoint over all valid frames, in the files' units;
+    * ``codebook_usage.png``: code counts per quantizer, with usage and perplexity;
+    * ``rate_distortion.png``: mean joint error against the number of quantizers decoded, with the
+      compression ratio of each, and 3% of the mean box height as a reference line.
+    """
+    from ..viz import (
+        save_codebook_usage_per_quantizer,
+        save_error_per_joint,
+        save_rate_distortion,
+        save_sequence_animation,
+    )
+
+    out = Path(out)
+    dc = codec.dims.coord_dim
+    first = arrays["poses"][0]
+    paths = [save_sequence_animation(out / f"reconstruction.{animation}", first[..., :dc], arrays["recon"][0],
+                                     codec.skeleton, mask=arrays["mask"][0], max_frames=max_frames,
+                                     title=Path(arrays["files"][0]).name)]
+    errors = np.concatenate([np.linalg.norm(r - p[..., :dc], axis=-1)[m]
+                             for r, p, m in zip(arrays["recon"], arrays["poses"], arrays["mask"])])
+    if codec.dims.has_confidence:
+        conf = np.concatenate([p[..., -1][m] for p, m in zip(arrays["poses"], arrays["mask"])])
+        errors = np.where(conf > 0, errors, np.nan)  # joints the file marks as not detected are not scored
+    paths.append(save_error_per_joint(out / "error_per_keypoint.png", errors, codec.skeleton))
+    tokens = np.concatenate([t.reshape(-1, t.shape[-1]) for t in arrays["tokens"]])
+    paths.append(save_codebook_usage_per_quantizer(out / "codebook_usage.png", tokens[(tokens >= 0).all(1)],
+                                                   codec.codebook_size))
+    paths.append(save_rate_distortion(out / "rate_distortion.png", metrics["rate_distortion"],
+                                      reference=0.03 * metrics["reference_size"],
+                                      reference_label="3% of the box height"))
+    return paths
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -715,7 +777,8 @@ class _WriteSequenceModel(L.Callback):
                 "train_recon_first": float(np.mean(hist[:5])) if hist else None,
                 "train_recon_last": float(np.mean(hist[-5:])) if hist else None}
         payload = sequence_payload(task.model, task.dims, m["skeleton"], m["coords"],  # type: ignore[arg-type]
-                                   {"min_conf": self.cfg["data"]["min_conf"], "window_stride": None}, self.cfg, meta)
+                                   {"min_conf": self.cfg["data"]["min_conf"], "window_stride": None,
+                                    "center": m["center"]}, self.cfg, meta)
         return save_sequence_tokenizer(self.out / "model.ckpt", payload)
 
 
@@ -754,6 +817,6 @@ def train_sequence(config: dict[str, Any] | Any) -> Path:
 __all__ = [
     "DEFAULTS", "FORMAT", "REAL_TRACK", "SequenceCodec", "SequenceTokenizerTask", "build_datasets",
     "dims_from_config", "evaluate_sequence", "load_sequence_tokenizer", "read_sequence_payload",
-    "resolve_sequence_config",
-    "save_sequence_tokenizer", "sequence_payload", "train_sequence", "warmup_cosine",
+    "resolve_sequence_config", "save_sequence_figures", "save_sequence_tokenizer", "sequence_payload", "side_bits",
+    "train_sequence", "warmup_cosine",
 ]
