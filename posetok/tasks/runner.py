@@ -91,7 +91,7 @@ def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     if cfg.get("task") == "sequence":
         from .sequence import train_sequence
 
-        return train_sequence(cfg)
+        return train_sequence(cfg, callbacks)
     _threads(cfg)
     keep_freed_memory()
     # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.

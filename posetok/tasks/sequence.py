@@ -782,7 +782,7 @@ class _WriteSequenceModel(L.Callback):
         return save_sequence_tokenizer(self.out / "model.ckpt", payload)
 
 
-def train_sequence(config: dict[str, Any] | Any) -> Path:
+def train_sequence(config: dict[str, Any] | Any, callbacks: list[L.Callback] | None = None) -> Path:
     """Train a sequence tokenizer as ``config`` says (see the module docstring); returns ``out/model.ckpt``.
 
     Same behaviour as :func:`posetok.tasks.runner.train`: ``out/config.yaml`` (resolved), ``out/last.ckpt``
@@ -811,7 +811,7 @@ def train_sequence(config: dict[str, Any] | Any) -> Path:
     from .runner import fit_run
 
     task = SequenceTokenizerTask(cfg)
-    return fit_run(OmegaConf.create(cfg), task, train_loader, val_loader, _WriteSequenceModel(out, cfg))
+    return fit_run(OmegaConf.create(cfg), task, train_loader, val_loader, _WriteSequenceModel(out, cfg), callbacks)
 
 
 __all__ = [
