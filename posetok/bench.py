@@ -6,6 +6,7 @@ import contextlib
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,10 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.sequences import SequenceNormalizer
 from .errors import PosetokError
 from .models.pct import PRESETS, PCTTokenizerModel
+from .models.sequence import PRESETS as SEQUENCE_PRESETS
+from .models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims
 from .perf import keep_freed_memory, use_all_cores
-from .skeletons import get_skeleton
+from .skeletons import get_skeleton, skeleton_for_joints
 
 
 def _rate(fn: Callable[[], Any], items: int, seconds: float, warmup: int = 2) -> tuple[float, int]:
@@ -121,3 +125,174 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
         "numpy": np.__version__,
     }
+
+
+def init_sequence_codebooks(model: SequenceTokenizerModel, poses: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    """Fill an untrained sequence model's codebooks by the quantizer's own k-means on eval-mode encoder features.
+
+    The model goes to eval mode first: batch norm with its running statistics, as inference runs it (k-means on
+    train-mode features, normalised by batch statistics, gives codes far from the eval-mode features, which then
+    all fall on a handful of codes). The residual quantizer k-means-initialises each codebook on the residual
+    that reaches it, as the first training step would; eval mode skips the EMA update. Returns the number of
+    distinct codes each quantizer assigns to these inputs (realistic tokens use many).
+    """
+    model.eval()
+    with torch.no_grad():
+        feats = model.encoder(poses, mask)  # (B, T', G, Dt)
+        b, tp, g, dt = feats.shape
+        token_mask = model.encoder.token_mask(mask)[:, :, None].expand(b, tp, g).reshape(b, tp * g)
+        _, ids, _ = model.quantizer(feats.reshape(b, tp * g, dt), mask=token_mask)
+    ids = ids[token_mask]
+    return [int(ids[:, q].unique().numel()) for q in range(ids.shape[-1])]
+
+
+def _sequence_coords(dims: SequenceDims) -> str:
+    if dims.has_confidence:
+        return "2d+conf"
+    return "2d" if dims.keypoint_dim == 2 else "3d"
+
+
+def _ort_session(path: str, threads: int) -> Any:
+    """An onnxruntime CPU session as a deployment would open it: all graph optimisations, ``threads`` intra-op
+    threads, sequential execution."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def _interleaved_rates(fns: dict[str, Callable[[], Any]], items: int, seconds: float, warmup: int = 1
+                       ) -> dict[str, tuple[float, int]]:
+    """Items per second of each function, timed in alternation: one call of each per round, for about
+    ``seconds`` per function and at least 3 rounds; the rate is ``items`` over the median call time.
+
+    Alternating the contenders, rather than timing one and then the other, exposes both to the same load on a
+    shared machine, and the median ignores calls that another process slowed down: the ratio of two rates is
+    what this is for.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    t_end = time.perf_counter() + seconds * len(fns)
+    while time.perf_counter() < t_end or len(times[next(iter(fns))]) < 3:
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (items / statistics.median(ts), len(ts)) for name, ts in times.items()}
+
+
+def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = None, batch: int = 32,
+                   seconds: float = 10.0, frames: int | None = None, onnx: bool = True, threads: int | None = None
+                   ) -> dict[str, Any]:
+    """Sequence tokenizer encoder and decoder throughput in frames/s: PyTorch eager and onnxruntime, fp32, CPU.
+
+    ``dims``: a :class:`SequenceDims` or a preset name (:data:`posetok.models.sequence.PRESETS`; with
+    ``skeleton`` its keypoint count follows the skeleton). The inputs are ``batch`` windows of ``frames``
+    frames (default ``dims.sequence_length``) of synthetic motion normalised as :class:`SequenceCodec` does; a
+    call codes ``batch * frames`` frames. The weights are random, the codebooks k-means-initialised on these
+    windows' eval-mode encoder features (:func:`init_sequence_codebooks`): speed does not depend on the values,
+    and the tokens spread over many codes as a trained model's do (``codes_used``).
+
+    Eager runs the inference modules :class:`SequenceCodec` uses under ``torch.inference_mode`` with ``threads``
+    intra-op threads (default: all cores) and glibc keeping freed memory (:func:`keep_freed_memory`, as
+    :func:`bench_tokenizer`); onnxruntime runs the graphs :func:`posetok.export.export_tokenizer` writes
+    (CPUExecutionProvider, ``ORT_ENABLE_ALL``, as many intra-op threads). Eager and onnxruntime calls alternate
+    and each rate is ``frames_per_call`` over the median call time (:func:`_interleaved_rates`), so the
+    ``onnx_vs_eager_*`` ratios hold up on a shared machine. ``onnx=False`` times eager only.
+    """
+    from .export import export_sequence_onnx, sequence_inputs
+
+    if isinstance(dims, str) and dims not in SEQUENCE_PRESETS:
+        raise PosetokError(f"--preset: unknown sequence preset '{dims}' (known: {', '.join(SEQUENCE_PRESETS)})")
+    try:
+        if isinstance(dims, str):  # the preset, its keypoint count following the skeleton
+            sk = get_skeleton(skeleton) if skeleton else None
+            dims = preset_dims(dims, {"num_keypoints": sk.num_joints, "skeleton": sk.name} if sk else None)
+        name = skeleton or dims.skeleton
+        sk = get_skeleton(name) if name else skeleton_for_joints(dims.num_keypoints)
+        model = SequenceTokenizerModel(dims, sk)
+    except (KeyError, ValueError, PosetokError) as e:
+        raise PosetokError(f"bench sequence: {str(e).strip(chr(39))}") from None
+    frames = dims.sequence_length if frames is None else int(frames)
+    if frames <= 0 or frames % dims.temporal_downsample:
+        raise PosetokError(f"--frames: {frames} is not a positive multiple of temporal_downsample="
+                           f"{dims.temporal_downsample}")
+    threads = use_all_cores() if threads is None else int(threads)
+    torch.set_num_threads(threads)
+    heap_kept = keep_freed_memory()
+    torch.manual_seed(0)
+    coords = _sequence_coords(dims)
+    poses, mask = sequence_inputs(sk, coords, SequenceNormalizer(sk, coords, 0.3, "frame"), batch, frames, seed=0)
+    t0 = time.perf_counter()
+    codes_used = init_sequence_codebooks(model, poses, mask)
+    init_s = time.perf_counter() - t0
+    enc, dec = model.inference_encoder(), model.inference_decoder()
+    items = batch * frames
+    with torch.inference_mode():
+        tokens = enc(poses, mask)
+        ref_poses = dec(tokens)
+    result: dict[str, Any] = {
+        "benchmark": "sequence_tokenizer", "skeleton": sk.name, "coords": coords, "precision": "fp32",
+        "batch": batch, "frames": frames, "frames_per_call": items, "threads": threads,
+        "token_grid": list(model.token_grid_shape(frames)), "dims": dims.to_dict(),
+        "eager_encoder_frames_per_s": None, "eager_decoder_frames_per_s": None,
+        "onnx_encoder_frames_per_s": None, "onnx_decoder_frames_per_s": None,
+        "onnx_vs_eager_encoder": None, "onnx_vs_eager_decoder": None,
+        "tokens_equal": None, "token_mismatches": None, "decoder_max_abs_diff": None,
+        "codes_used": codes_used, "codebook_init": "k-means on eval-mode encoder features of the benchmark windows",
+        "codebook_init_s": round(init_s, 2), "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    enc_fns: dict[str, Callable[[], Any]] = {"eager": lambda: enc(poses, mask)}
+    dec_fns: dict[str, Callable[[], Any]] = {"eager": lambda: dec(tokens)}
+    if onnx:
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory(prefix="posetok-bench-") as tmp:
+            enc_path, dec_path = os.path.join(tmp, "encoder.onnx"), os.path.join(tmp, "decoder.onnx")
+            export_sequence_onnx(enc, dec, poses[:4], mask[:4], enc_path, dec_path)
+            s_enc, s_dec = _ort_session(enc_path, threads), _ort_session(dec_path, threads)
+        feed_enc = {"poses": poses.numpy(), "mask": mask.numpy()}
+        feed_dec = {"tokens": tokens.numpy()}
+        onnx_tokens = s_enc.run(None, feed_enc)[0]
+        onnx_poses = s_dec.run(None, feed_dec)[0]
+        ref = tokens.numpy()
+        same_shape = onnx_tokens.shape == ref.shape
+        result.update({
+            "tokens_equal": bool(same_shape and (onnx_tokens == ref).all()),
+            "token_mismatches": int((onnx_tokens != ref).sum()) if same_shape else int(ref.size),
+            "decoder_max_abs_diff": float(np.abs(onnx_poses - ref_poses.numpy()).max()),
+            "onnxruntime": ort.__version__,
+        })
+        enc_fns["onnx"] = lambda: s_enc.run(None, feed_enc)
+        dec_fns["onnx"] = lambda: s_dec.run(None, feed_dec)
+    with torch.inference_mode():
+        enc_rates = _interleaved_rates(enc_fns, items, seconds)
+        dec_rates = _interleaved_rates(dec_fns, items, seconds)
+    for part, rates in (("encoder", enc_rates), ("decoder", dec_rates)):
+        for backend, (rate, _) in rates.items():
+            result[f"{backend}_{part}_frames_per_s"] = round(rate, 1)
+        if "onnx" in rates:
+            result[f"onnx_vs_eager_{part}"] = round(rates["onnx"][0] / rates["eager"][0], 2)
+    result["calls"] = {f"{b}_{part}": c for part, rates in (("encoder", enc_rates), ("decoder", dec_rates))
+                       for b, (_, c) in rates.items()}
+    result.update({"machine": machine_info(), "glibc_keeps_freed_memory": heap_kept, "numpy": np.__version__})
+    return result
+
+
+def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, frames: int | None = None,
+                          onnx: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """:func:`bench_sequence` with the model sizes and skeleton of a ``task: sequence`` config (a dict or the
+    DictConfig :func:`posetok.config.load_config` returns; resolved here if it is not yet)."""
+    from .tasks.sequence import dims_from_config, resolve_sequence_config
+
+    cfg = resolve_sequence_config(config)
+    dims = dims_from_config(cfg)
+    result = bench_sequence(dims, skeleton=cfg["model"]["skeleton"], batch=batch, seconds=seconds, frames=frames,
+                            onnx=onnx, threads=threads)
+    return {"preset": cfg["model"]["preset"], **result}

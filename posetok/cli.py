@@ -176,11 +176,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_tokenizer
     from .io import write_json
 
-    result = bench_tokenizer(args.preset, batch=args.batch, seconds=args.seconds, train_batch=args.train_batch,
-                             skeleton=args.skeleton)
+    if args.target == "sequence":
+        from .bench import bench_sequence_config
+        from .config import load_config
+
+        cfg = load_config(args.config, args.overrides)
+        if cfg.get("task") != "sequence":
+            raise PosetokError(f"{args.config}: field 'task': expected 'sequence' for bench sequence, "
+                               f"got {cfg.get('task')!r}")
+        result = bench_sequence_config(cfg, batch=args.batch, seconds=args.seconds, frames=args.frames,
+                                       onnx=not args.no_onnx)
+    else:
+        from .bench import bench_tokenizer
+
+        result = bench_tokenizer(args.preset, batch=args.batch, seconds=args.seconds, train_batch=args.train_batch,
+                                 skeleton=args.skeleton)
     if args.json:
         write_json(args.json, result)
     print(json.dumps(result, indent=2))
@@ -259,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=512)
     b.add_argument("--train-batch", type=int, default=256)
     b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
+    b.add_argument("--json", help="also write the result here")
+    b.set_defaults(func=_cmd_bench)
+    b = bsub.add_parser("sequence", help="sequence tokenizer: encoder and decoder frames/s, eager PyTorch against "
+                                         "the exported ONNX graphs under onnxruntime")
+    b.add_argument("--config", required=True, help="a sequence config, e.g. configs/sequence/default.yaml")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.hidden_dim=128")
+    b.add_argument("--batch", type=int, default=32, help="windows per call")
+    b.add_argument("--frames", type=int, help="frames per window (default: the config's sequence_length)")
+    b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
+    b.add_argument("--no-onnx", action="store_true", help="eager PyTorch only")
     b.add_argument("--json", help="also write the result here")
     b.set_defaults(func=_cmd_bench)
     return p

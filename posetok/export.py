@@ -1,28 +1,75 @@
 """Export a tokenizer to ONNX or TorchScript and check the exported graphs against PyTorch.
 
-The encoder (poses to token ids) and the decoder (token ids to poses) become two graphs, both with a dynamic
-batch axis. Inputs are in the model's normalised crop frame (:mod:`posetok.codecs.crop`); the box-to-crop
-arithmetic stays outside the graphs, where it is a few lines in any language.
+The encoder (poses to token ids) and the decoder (token ids to poses) become two graphs. :func:`export_tokenizer`
+takes either kind of checkpoint (:func:`posetok.load` tells them apart) and loads the written files back to check
+them.
+
+Pose tokenizer (PCT)
+--------------------
+Both graphs have a dynamic batch axis. Inputs are in the model's normalised crop frame
+(:mod:`posetok.codecs.crop`); the box-to-crop arithmetic stays outside the graphs, where it is a few lines in any
+language.
 
 Encoder: ``coords`` float32 ``(B, K, 2)``, ``visible`` bool ``(B, K)`` -> ``tokens`` int64 ``(B, M)``.
 Decoder: ``tokens`` int64 ``(B, M)`` -> ``coords`` float32 ``(B, K, 2)``.
+
+Pose sequence tokenizer
+-----------------------
+Both graphs have a dynamic batch axis and a dynamic number of frames ``T`` (any multiple of the checkpoint's
+``temporal_downsample``, not only the ``sequence_length`` it was trained on; ``T' = T / temporal_downsample``).
+
+Encoder: ``poses`` float32 ``(B, T, N, D)``, ``mask`` bool ``(B, T)`` (True: the frame holds a pose) ->
+``tokens`` int64 ``(B, T', G, Q)``; a token window with no valid frame gets ``-1`` in every column.
+Decoder: ``tokens`` int64 ``(B, T', G, Q)`` (``-1``: no code) -> ``poses`` float32 ``(B, T, N, Dc)``, the
+coordinate channels only (``Dc = D - 1`` for ``"2d+conf"`` checkpoints).
+
+Normalisation contract: ``poses`` are *normalised windows*, as :class:`~posetok.tasks.sequence.SequenceCodec`
+feeds its encoder, never the file's pixels or metres. Every window is root-centred (per frame or per window, the
+checkpoint's ``normalizer.center``) and divided by its torso size, by the rule documented in
+:mod:`posetok.data.sequences` (:class:`~posetok.data.sequences.SequenceNormalizer`, with the checkpoint's
+``normalizer.min_conf``); a confidence channel passes through unchanged, and masked-out frames are zeroed (the graph
+zeroes them too). Apply ``posetok.load(ckpt).normalizer.normalize(windows, masks)`` before the encoder and
+``.denormalize(poses, params)`` after the decoder, or replicate that rule in the deployment language. Cutting a
+clip into windows (:func:`~posetok.data.sequences.sliding_windows`) and stitching them back stays outside the
+graphs as well.
+
+The ONNX graphs trace :func:`onnx_friendly` copies of the modules: each ST-GCN graph convolution becomes MatMuls
+instead of an Einsum, the same function up to float rounding, which onnxruntime runs faster. TorchScript traces the
+modules as they are. Either way the check compares the exported tokens with PyTorch's, id for id.
 """
 
 from __future__ import annotations
 
+import copy
+import types
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import load
 from .codecs.pct import PCTCodec
 from .errors import PosetokError
 from .io import atomic_path
+from .models.stgcn import STGCNBlock
+
+if TYPE_CHECKING:
+    from .data.sequences import SequenceNormalizer
+    from .skeletons import Skeleton
+    from .tasks.sequence import SequenceCodec
 
 FORMATS = ("onnx", "torchscript")
+#: ONNX input/output names and dynamic axes of the sequence tokenizer's two graphs.
+SEQUENCE_ENCODER_IO = (["poses", "mask"], ["tokens"])
+SEQUENCE_DECODER_IO = (["tokens"], ["poses"])
+_SEQUENCE_AXES = {
+    "encoder": {"poses": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},
+                "tokens": {0: "batch", 1: "token_frames"}},
+    "decoder": {"tokens": {0: "batch", 1: "token_frames"}, "poses": {0: "batch", 1: "frames"}},
+}
 
 
 def export_paths(output: str | Path) -> tuple[Path, Path]:
@@ -46,17 +93,102 @@ def _sample_inputs(codec: PCTCodec, n: int, seed: int = 0) -> tuple[torch.Tensor
     return torch.from_numpy(coords), torch.from_numpy(visible)
 
 
-def _export_onnx(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:
+def sequence_inputs(skeleton: Skeleton, coords: str, normalizer: SequenceNormalizer, n: int, frames: int,
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real-looking encoder inputs: ``n`` windows of synthetic motion, normalised as :class:`SequenceCodec` does.
+
+    Returns ``poses`` float32 ``(n, frames, N, D)`` (masked-out frames zeroed) and ``mask`` bool ``(n, frames)``.
+    The first window's last quarter is masked out, as the padding of a clip shorter than a window is, so the
+    ``-1`` tokens are exercised too. A layout the motion simulator does not draw gets smooth random motion.
+    """
+    from .data.motion import sample_motion
+
+    try:
+        poses, mask, _ = sample_motion(n, frames, skeleton=skeleton.name, coords=coords, seed=seed)
+    except PosetokError:
+        g = np.random.default_rng(seed)
+        t = np.arange(frames)[None, :, None, None]
+        base = g.normal(0, 100, (n, 1, skeleton.num_joints, normalizer.dims))
+        poses = base + 20 * np.sin(0.2 * t + g.uniform(0, 6.3, base.shape))
+        if coords == "2d+conf":
+            poses[..., 2] = g.uniform(0.5, 1.0, poses.shape[:3])
+        mask = np.ones((n, frames), dtype=bool)
+    mask = mask.copy()
+    if frames >= 4:
+        mask[0, frames - frames // 4:] = False
+    normed, _ = normalizer.normalize(np.asarray(poses, dtype=np.float64), mask)
+    normed[~mask] = 0.0
+    return torch.from_numpy(np.ascontiguousarray(normed, dtype=np.float32)), torch.from_numpy(mask)
+
+
+def _export_onnx(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                 dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
+    if dynamic_axes is None:
+        dynamic_axes = {name: {0: "batch"} for name in inputs + outputs}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation on every call
         torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs, opset_version=17,
-                          dynamic_axes={name: {0: "batch"} for name in inputs + outputs}, dynamo=False)
+                          dynamic_axes=dynamic_axes, dynamo=False)
 
 
 def _export_torchscript(module: torch.nn.Module, args: tuple, path: Path) -> None:
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.trace(module, args), str(tmp))
+
+
+def _graph_conv_matmul(self: STGCNBlock, x: torch.Tensor) -> torch.Tensor:
+    """:meth:`STGCNBlock.graph_conv` as one broadcast MatMul per partition and a sum: no Einsum in the graph.
+
+    ``sum_p y_p @ a_p^T`` on the 1x1 conv's output viewed as ``(B, P, C, T, N)`` needs no transpose of that
+    (large) tensor, where onnxruntime's Einsum first transposes it to put ``p`` next to ``j``.
+    """
+    a = self.A if self.edge_importance is None else self.A * self.edge_importance
+    y = self.gcn(x).unflatten(1, (self.num_partitions, self.out_ch))  # (B, P, C_out, T, N)
+    return torch.matmul(y, a.transpose(1, 2)[:, None]).sum(1)
+
+
+def _graph_conv_mix_first(self: STGCNBlock, x: torch.Tensor) -> torch.Tensor:
+    """:meth:`STGCNBlock.graph_conv` with the joints mixed before the channels, for ``C_in < C_out``.
+
+    ``z[b, k, t, p N + i] = sum_j x[b, k, t, j] a[p, i, j]`` is one MatMul on the ``C_in`` input channels (not
+    on ``P C_out``), and ``sum_p W_p z_p`` is a ``(1, P)`` convolution with dilation ``N`` over the ``P N``
+    columns; the 1x1 conv's bias, mixed over the joints, becomes a per-joint bias.
+    """
+    a = self.A if self.edge_importance is None else self.A * self.edge_importance  # (P, N, N)
+    p, n = a.shape[0], a.shape[1]
+    mix = a.permute(2, 0, 1).reshape(n, p * n)  # (j, p i)
+    w = self.gcn.weight.reshape(p, self.out_ch, -1).permute(1, 2, 0)[:, :, None]  # (C_out, C_in, 1, P)
+    out = F.conv2d(torch.matmul(x, mix), w, None, 1, 0, (1, n))
+    if self.gcn.bias is not None:
+        out = out + torch.einsum("pc,pi->ci", self.gcn.bias.reshape(p, self.out_ch), a.sum(-1))[None, :, None]
+    return out
+
+
+def onnx_friendly(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose ST-GCN graph convolutions trace to ops onnxruntime runs fast (MatMul, Conv).
+
+    The same function up to float rounding (summation order): :func:`export_tokenizer` checks the exported
+    tokens against the original module. The module itself is left as it is (eager PyTorch runs the Einsum
+    form faster).
+    """
+    module = copy.deepcopy(module)
+    for block in module.modules():
+        if isinstance(block, STGCNBlock):
+            in_ch = block.gcn.in_channels
+            impl = _graph_conv_mix_first if in_ch < block.out_ch else _graph_conv_matmul
+            block.graph_conv = types.MethodType(impl, block)  # type: ignore[method-assign]
+    return module
+
+
+def export_sequence_onnx(encoder: torch.nn.Module, decoder: torch.nn.Module, poses: torch.Tensor,
+                         mask: torch.Tensor, enc_path: str | Path, dec_path: str | Path) -> None:
+    """Write a sequence tokenizer's inference encoder and decoder as ONNX graphs with dynamic batch and frames."""
+    with torch.no_grad():
+        tokens = encoder(poses, mask)
+    _export_onnx(onnx_friendly(encoder), (poses, mask), Path(enc_path), *SEQUENCE_ENCODER_IO,
+                 _SEQUENCE_AXES["encoder"])
+    _export_onnx(onnx_friendly(decoder), (tokens,), Path(dec_path), *SEQUENCE_DECODER_IO, _SEQUENCE_AXES["decoder"])
 
 
 def _runner(fmt: str, path: Path) -> Any:
@@ -70,16 +202,21 @@ def _runner(fmt: str, path: Path) -> Any:
     return lambda *xs: module(*xs)
 
 
-def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check_batch: int = 64) -> dict[str, Any]:
-    """Export the encoder and decoder of a pose tokenizer checkpoint, load them back and compare.
+def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check_batch: int | None = None
+                     ) -> dict[str, Any]:
+    """Export the encoder and decoder of a tokenizer checkpoint (pose or sequence), load them back and compare.
 
-    The check runs the exported files on ``check_batch`` synthetic people, a batch size other than the one
-    traced (so the batch axis really is dynamic), and reports whether the tokens equal PyTorch's exactly and
-    the largest absolute difference of the decoded coordinates.
+    The check runs the exported files on ``check_batch`` synthetic inputs (default 64 poses, 16 sequence windows),
+    a batch size other than the one traced (so the batch axis really is dynamic), and reports whether the tokens
+    equal PyTorch's exactly and the largest absolute difference of the decoded coordinates. Sequence graphs are
+    also run at twice the window length (``dynamic_frames_checked``).
     """
     if fmt not in FORMATS:
         raise PosetokError(f"--format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
     codec = load(checkpoint)
+    if not isinstance(codec, PCTCodec):
+        return _export_sequence(codec, fmt, output, 16 if check_batch is None else check_batch)
+    check_batch = 64 if check_batch is None else check_batch
     encoder = codec.model.inference_encoder()
     encoder.chunk_size = 0  # one pass: the chunk loop is a CPU cache optimisation, not part of the graph
     decoder = codec.model.inference_decoder()
@@ -106,4 +243,53 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
         "token_mismatches": int((got_tokens.long() != ref_tokens).sum()),
         "decoder_max_abs_diff": float((got_coords - ref_coords).abs().max()),
         "num_tokens": codec.num_tokens, "codebook_size": codec.codebook_size, "skeleton": codec.skeleton.name,
+    }
+
+
+def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_batch: int) -> dict[str, Any]:
+    """:func:`export_tokenizer` for a sequence checkpoint: traced at 4 windows of ``L`` frames, checked with
+    ``check_batch`` windows of ``L`` and of ``2 L`` frames."""
+    encoder, decoder = codec.encoder, codec.decoder()
+    length = codec.length
+    poses, mask = sequence_inputs(codec.skeleton, codec.coords, codec.normalizer, 4, length, seed=1)
+    enc_path, dec_path = export_paths(output)
+    if fmt == "onnx":
+        export_sequence_onnx(encoder, decoder, poses, mask, enc_path, dec_path)
+    else:
+        with torch.no_grad():
+            tokens = encoder(poses, mask)
+        _export_torchscript(encoder, (poses, mask), enc_path)
+        _export_torchscript(decoder, (tokens,), dec_path)
+
+    run_encoder, run_decoder = _runner(fmt, enc_path), _runner(fmt, dec_path)
+    checks = []
+    for i, frames in enumerate((length, 2 * length)):
+        poses, mask = sequence_inputs(codec.skeleton, codec.coords, codec.normalizer, check_batch, frames,
+                                      seed=2 + i)
+        with torch.no_grad():
+            ref_tokens = encoder(poses, mask)
+            ref_poses = decoder(ref_tokens)
+            got_tokens = run_encoder(poses, mask).long()
+            got_poses = run_decoder(ref_tokens)
+        same_shape = got_tokens.shape == ref_tokens.shape and got_poses.shape == ref_poses.shape
+        checks.append({
+            "frames": frames, "token_grid": list(ref_tokens.shape[1:]),
+            "tokens_equal": bool(same_shape and torch.equal(got_tokens, ref_tokens)),
+            "token_mismatches": int((got_tokens != ref_tokens).sum()) if same_shape else int(ref_tokens.numel()),
+            "decoder_max_abs_diff": float((got_poses - ref_poses).abs().max()) if same_shape else float("inf"),
+        })
+    grid = codec.model.token_grid_shape(length)
+    return {
+        "format": fmt, "kind": "sequence", "encoder": str(enc_path), "decoder": str(dec_path),
+        "check_batch": check_batch, "dynamic_frames_checked": [c["frames"] for c in checks],
+        "tokens_equal": all(c["tokens_equal"] for c in checks),
+        "token_mismatches": sum(c["token_mismatches"] for c in checks),
+        "decoder_max_abs_diff": max(c["decoder_max_abs_diff"] for c in checks),
+        "checks": checks,
+        "num_tokens": int(np.prod(grid)), "token_grid": list(grid), "sequence_length": length,
+        "temporal_downsample": codec.dims.temporal_downsample, "num_quantizers": codec.num_quantizers,
+        "codebook_size": codec.codebook_size, "skeleton": codec.skeleton.name, "coords": codec.coords,
+        "keypoint_dim": codec.dims.keypoint_dim, "coord_dim": codec.dims.coord_dim,
+        "normalizer": {"center": codec.normalizer.center, "min_conf": codec.normalizer.min_conf},
+        "inputs": {"encoder": SEQUENCE_ENCODER_IO[0], "decoder": SEQUENCE_DECODER_IO[0]},
     }

@@ -52,3 +52,95 @@ def test_export_command_and_bad_format(tiny_ckpt, tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.ckpt"), "--format", "onnx", "-o", str(tmp_path / "y.onnx")]) == 2
     assert "missing.ckpt: checkpoint not found" in capsys.readouterr().err
     assert not (tmp_path / "y.encoder.onnx").exists()
+
+
+# -- pose sequence tokenizer ------------------------------------------------------------------------------
+
+SEQ_TINY = dict(hidden_dim=16, num_layers=3, joint_dim=4, token_dim=16, num_quantizers=3, codebook_size=32,
+                sequence_length=16, kmeans_iters=2, temporal_kernel=5, skeleton="coco17")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def seq_ckpt(tmp_path_factory, one_thread):
+    """An untrained tiny sequence tokenizer (2-D + confidence, COCO-17, 16-frame windows, 3 x 32 codes) whose
+    codebooks are k-means-initialised on synthetic motion, saved as ``model.ckpt``."""
+    from posetok.bench import init_sequence_codebooks
+    from posetok.data.sequences import SequenceNormalizer
+    from posetok.export import sequence_inputs
+    from posetok.models.sequence import SequenceTokenizerModel, preset_dims
+    from posetok.skeletons import COCO17
+    from posetok.tasks.sequence import save_sequence_tokenizer, sequence_payload
+
+    torch.manual_seed(0)
+    dims = preset_dims("small", SEQ_TINY)
+    model = SequenceTokenizerModel(dims, COCO17)
+    poses, mask = sequence_inputs(COCO17, "2d+conf", SequenceNormalizer(COCO17, "2d+conf", 0.3, "frame"), 16, 16)
+    assert min(init_sequence_codebooks(model, poses, mask)) > 8  # realistic tokens, not one code
+    path = tmp_path_factory.mktemp("seqckpt") / "model.ckpt"
+    save_sequence_tokenizer(path, sequence_payload(model, dims, "coco17", "2d+conf", {"center": "frame"}))
+    return path
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_sequence_export_round_trip_at_other_batch_and_length(seq_ckpt, tmp_path, fmt, suffix):
+    result = export_tokenizer(seq_ckpt, fmt, tmp_path / f"seq{suffix}")
+    enc, dec = export_paths(tmp_path / f"seq{suffix}")
+    assert result["kind"] == "sequence" and result["format"] == fmt
+    assert result["encoder"] == str(enc) and enc.stat().st_size > 10_000
+    assert result["decoder"] == str(dec) and dec.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([enc.name, dec.name])  # no temporary files left
+    # Traced at 4 windows of 16 frames; checked with 16 windows of 16 and of 32 frames.
+    assert result["check_batch"] == 16 and result["dynamic_frames_checked"] == [16, 32]
+    assert [c["token_grid"] for c in result["checks"]] == [[4, 5, 3], [8, 5, 3]]
+    assert result["tokens_equal"] is True and result["token_mismatches"] == 0
+    assert all(c["tokens_equal"] for c in result["checks"])
+    assert result["decoder_max_abs_diff"] < 1e-4
+    assert result["token_grid"] == [4, 5, 3] and result["num_tokens"] == 60
+    assert (result["sequence_length"], result["temporal_downsample"], result["codebook_size"]) == (16, 4, 32)
+    assert (result["skeleton"], result["coords"], result["keypoint_dim"], result["coord_dim"]) == \
+        ("coco17", "2d+conf", 3, 2)
+    assert result["normalizer"] == {"center": "frame", "min_conf": 0.3}
+
+
+def test_sequence_onnx_graphs_run_at_any_batch_and_length(seq_ckpt, tmp_path, capsys):
+    """Named inputs with symbolic batch and frames; a third length (48 frames) gives PyTorch's tokens, -1 for
+    token windows without a valid frame; the CLI exports sequence checkpoints too."""
+    import posetok
+    from posetok.data.sequences import SequenceNormalizer
+    from posetok.export import onnx_friendly, sequence_inputs
+
+    assert main(["export", str(seq_ckpt), "--format", "onnx", "-o", str(tmp_path / "s.onnx")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "sequence" and out["tokens_equal"] is True
+    enc, dec = export_paths(tmp_path / "s.onnx")
+    s = ort.InferenceSession(str(enc), providers=["CPUExecutionProvider"])
+    assert [i.name for i in s.get_inputs()] == ["poses", "mask"] and s.get_outputs()[0].name == "tokens"
+    assert s.get_inputs()[0].shape == ["batch", "frames", 17, 3] and s.get_inputs()[1].shape == ["batch", "frames"]
+    codec = posetok.load(seq_ckpt)
+    poses, mask = sequence_inputs(codec.skeleton, codec.coords, codec.normalizer, 3, 48, seed=7)
+    mask[1, 20:28] = False  # token windows 5 and 6 of the second clip hold no valid frame
+    with torch.no_grad():
+        ref = codec.encoder(poses, mask)
+    (tokens,) = s.run(None, {"poses": poses.numpy(), "mask": mask.numpy()})
+    assert tokens.shape == (3, 12, 5, 3) and tokens.dtype == np.int64
+    assert np.array_equal(tokens, ref.numpy())
+    assert (tokens[1, 5:7] == -1).all() and (tokens[1, :5] >= 0).all()
+    d = ort.InferenceSession(str(dec), providers=["CPUExecutionProvider"])
+    assert [i.name for i in d.get_inputs()] == ["tokens"] and d.get_outputs()[0].name == "poses"
+    (recon,) = d.run(None, {"tokens": tokens})
+    assert recon.shape == (3, 48, 17, 2) and recon.dtype == np.float32
+    decoder = codec.decoder()
+    with torch.no_grad():
+        assert np.abs(recon - decoder(ref).numpy()).max() < 1e-4
+        # The graph-conv rewrite the ONNX export traces is the same function.
+        assert torch.allclose(onnx_friendly(decoder)(ref), decoder(ref), atol=1e-5)
+    assert isinstance(codec.normalizer, SequenceNormalizer)
