@@ -21,6 +21,16 @@ TINY = [
 ]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two. Modules of such
+    tests use it (``pytestmark = pytest.mark.usefixtures("one_thread")``); the thread count is restored after."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def tiny_config(out: Path, *extra: str):
     return load_config(None, [f"out={out}", *TINY, *extra])
 

@@ -61,15 +61,6 @@ SEQ_TINY = dict(hidden_dim=16, num_layers=3, joint_dim=4, token_dim=16, num_quan
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="module")
 def seq_ckpt(tmp_path_factory, one_thread):
     """An untrained tiny sequence tokenizer (2-D + confidence, COCO-17, 16-frame windows, 3 x 32 codes) whose
     codebooks are k-means-initialised on synthetic motion, saved as ``model.ckpt``."""

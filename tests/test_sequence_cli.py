@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from posetok import load
 from posetok.cli import main
@@ -16,13 +15,7 @@ from posetok.tasks.sequence import REAL_TRACK
 from .conftest import ROOT
 from .test_bad_input import assert_user_error
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -43,13 +43,7 @@ def with_conf(coords: torch.Tensor) -> torch.Tensor:
     return torch.cat([coords, torch.ones_like(coords[..., :1])], dim=-1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and far faster than on two when other work shares the CPU)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

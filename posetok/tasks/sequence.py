@@ -53,7 +53,6 @@ from ..data.sequences import (
     sliding_windows,
 )
 from ..errors import PosetokError, field_error
-from ..io import atomic_path
 from ..metrics.sequence import quantizer_stats
 from ..models.sequence import PRESETS, SequenceDims, SequenceTokenizerModel, preset_dims, sequence_losses
 from ..skeletons import Skeleton, get_skeleton
@@ -333,10 +332,10 @@ def sequence_payload(model: SequenceTokenizerModel, dims: SequenceDims, skeleton
 
 
 def save_sequence_tokenizer(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write a payload atomically (temporary file, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    """Write a payload atomically (temporary file, then rename), as every posetok checkpoint is written."""
+    from ..checkpoint import save_tokenizer
+
+    return save_tokenizer(path, payload)
 
 
 def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
