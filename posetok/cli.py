@@ -109,16 +109,14 @@ def _tokenize_sequence(codec, args: argparse.Namespace) -> int:
 
 
 def _detokenize_sequence(codec, args: argparse.Namespace) -> int:
+    from .data.sequences import save_sequence
     from .data.tokens import load_sequence_tokens
-    from .io import atomic_path
 
     tokens, params = load_sequence_tokens(args.tokens, codec.skeleton.name, codec.coords, codec.codebook_size,
                                           codec.num_quantizers)
     poses = codec.decode(tokens, params, num_quantizers=args.num_quantizers, with_confidence=True,
                          source=str(args.tokens))
-    with atomic_path(args.output) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez appends .npz to a name without it
-            np.savez_compressed(f, poses=poses, mask=params["mask"])
+    save_sequence(args.output, poses, params["mask"])
     print(f"{len(poses)} frames decoded ({poses.shape[1]} keypoints, D = {poses.shape[2]}): {args.output}")
     return 0
 

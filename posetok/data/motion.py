@@ -55,9 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PosetokError
-from ..io import atomic_path
 from ..skeletons import WB_FACE, WB_FOOT, WB_LEFT_HAND, get_skeleton
-from .sequences import coords_dims
+from .sequences import coords_dims, save_sequence
 from .synthetic import (
     _J,
     ANGLE_NAMES,
@@ -894,9 +893,7 @@ def write_motion_dataset(
         folder = Path(root) / split
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(len(poses)):
-            with atomic_path(folder / f"seq_{i:05d}.npz") as tmp:
-                np.savez_compressed(
-                    tmp, poses=poses[i], mask=clips.mask[i], motion=np.str_(MOTIONS[clips.kinds[i]]),
-                    skeleton=np.str_(skeleton), coords=np.str_(coords), fps=np.float64(fps),
-                    image_size=np.array(clips.image_size, dtype=np.int64),
-                )  # fmt: skip
+            save_sequence(folder / f"seq_{i:05d}.npz", poses[i], clips.mask[i],
+                          motion=np.str_(MOTIONS[clips.kinds[i]]), skeleton=np.str_(skeleton),
+                          coords=np.str_(coords), fps=np.float64(fps),
+                          image_size=np.array(clips.image_size, dtype=np.int64))

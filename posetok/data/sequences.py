@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from ..errors import PosetokError, field_error
+from ..io import atomic_path
 from ..skeletons import Skeleton, get_skeleton
 
 #: Channels per keypoint of each ``coords`` value.
@@ -183,6 +184,16 @@ def load_sequence(path: str | os.PathLike, skeleton: Skeleton | str, dims: int) 
                                          f"set 'mask' False for frames without a pose")
     poses[~mask] = 0.0
     return PoseSequence(str(path), poses, mask)
+
+
+def save_sequence(path: str | os.PathLike, poses: np.ndarray, mask: np.ndarray | None = None,
+                  **extra: np.ndarray) -> Path:
+    """Write one sequence file in the format :func:`load_sequence` reads (``poses``, ``mask`` and any ``extra``
+    fields), atomically."""
+    fields = {"poses": np.asarray(poses), **({} if mask is None else {"mask": np.asarray(mask, dtype=bool)}), **extra}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez appends .npz to a bare name
+        np.savez_compressed(f, **fields)
+    return Path(path)
 
 
 def list_sequences(root_or_file: str | os.PathLike, split: str | None = None) -> list[Path]:

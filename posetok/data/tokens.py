@@ -128,12 +128,6 @@ def load_sequence_tokens(path: str | os.PathLike, skeleton: str, coords: str, co
     return tokens, params
 
 
-def is_sequence_token_file(path: str | os.PathLike) -> bool:
-    """Whether a token file holds sequence tokens (it has ``kind`` = ``"sequence"``)."""
-    data = _read_npz(Path(path))
-    return "kind" in data and str(data["kind"]) == "sequence"
-
-
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise PosetokError(f"{path}: file not found")
