@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -18,7 +19,7 @@ from .data.sequences import SequenceNormalizer
 from .errors import PosetokError
 from .models.pct import PRESETS, PCTTokenizerModel
 from .models.sequence import PRESETS as SEQUENCE_PRESETS
-from .models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims
+from .models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims, sequence_losses
 from .perf import keep_freed_memory, use_all_cores
 from .skeletons import get_skeleton, skeleton_for_joints
 
@@ -187,10 +188,35 @@ def _interleaved_rates(fns: dict[str, Callable[[], Any]], items: int, seconds: f
     return {name: (items / statistics.median(ts), len(ts)) for name, ts in times.items()}
 
 
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory so far (``ru_maxrss``, KiB on Linux) in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _sequence_train_rate(model: SequenceTokenizerModel, poses: torch.Tensor, mask: torch.Tensor, seconds: float
+                         ) -> tuple[float, int]:
+    """Training frames/s of ``model`` on these windows: forward with the quantizer (EMA codebook updates and
+    quantizer dropout included), :func:`sequence_losses` with the default weights, backward and an AdamW step,
+    as :class:`~posetok.tasks.sequence.SequenceTokenizerTask` runs one. Leaves the model in training mode."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    coords, conf = model.split_confidence(poses)
+
+    def step() -> None:
+        out = model(poses, mask)
+        loss = sequence_losses(out["recon"], coords, mask, conf, model.skeleton, commit_loss=out["commit_loss"])
+        opt.zero_grad(set_to_none=True)
+        loss["total"].backward()
+        opt.step()
+
+    return _rate(step, poses.shape[0] * poses.shape[1], seconds, warmup=1)
+
+
 def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = None, batch: int = 32,
-                   seconds: float = 10.0, frames: int | None = None, onnx: bool = True, threads: int | None = None
-                   ) -> dict[str, Any]:
-    """Sequence tokenizer encoder and decoder throughput in frames/s: PyTorch eager and onnxruntime, fp32, CPU.
+                   seconds: float = 10.0, frames: int | None = None, onnx: bool = True, threads: int | None = None,
+                   train_batch: int = 4) -> dict[str, Any]:
+    """Sequence tokenizer encoder and decoder throughput in frames/s: PyTorch eager and onnxruntime, fp32, CPU;
+    and eager training frames/s.
 
     ``dims``: a :class:`SequenceDims` or a preset name (:data:`posetok.models.sequence.PRESETS`; with
     ``skeleton`` its keypoint count follows the skeleton). The inputs are ``batch`` windows of ``frames``
@@ -205,6 +231,9 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
     (CPUExecutionProvider, ``ORT_ENABLE_ALL``, as many intra-op threads). Eager and onnxruntime calls alternate
     and each rate is ``frames_per_call`` over the median call time (:func:`_interleaved_rates`), so the
     ``onnx_vs_eager_*`` ratios hold up on a shared machine. ``onnx=False`` times eager only.
+
+    Training runs last, on ``train_batch`` of the windows (0 skips it): :func:`_sequence_train_rate`.
+    ``peak_rss_mb`` is the process's peak resident memory after each stage (``ru_maxrss``).
     """
     from .export import export_sequence_onnx, sequence_inputs
 
@@ -223,12 +252,16 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
     if frames <= 0 or frames % dims.temporal_downsample:
         raise PosetokError(f"--frames: {frames} is not a positive multiple of temporal_downsample="
                            f"{dims.temporal_downsample}")
+    if train_batch < 0:
+        raise PosetokError(f"--train-batch: expected 0 (no training) or more windows, got {train_batch}")
     threads = use_all_cores() if threads is None else int(threads)
     torch.set_num_threads(threads)
     heap_kept = keep_freed_memory()
     torch.manual_seed(0)
     coords = _sequence_coords(dims)
-    poses, mask = sequence_inputs(sk, coords, SequenceNormalizer(sk, coords, 0.3, "frame"), batch, frames, seed=0)
+    normalizer = SequenceNormalizer(sk, coords, 0.3, "frame")
+    all_poses, all_mask = sequence_inputs(sk, coords, normalizer, max(batch, train_batch), frames, seed=0)
+    poses, mask = all_poses[:batch], all_mask[:batch]
     t0 = time.perf_counter()
     codes_used = init_sequence_codebooks(model, poses, mask)
     init_s = time.perf_counter() - t0
@@ -245,6 +278,7 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
         "onnx_encoder_frames_per_s": None, "onnx_decoder_frames_per_s": None,
         "onnx_vs_eager_encoder": None, "onnx_vs_eager_decoder": None,
         "tokens_equal": None, "token_mismatches": None, "decoder_max_abs_diff": None,
+        "train_batch": train_batch, "train_frames_per_s": None, "train_steps": None,
         "codes_used": codes_used, "codebook_init": "k-means on eval-mode encoder features of the benchmark windows",
         "codebook_init_s": round(init_s, 2), "parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -281,12 +315,18 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
             result[f"onnx_vs_eager_{part}"] = round(rates["onnx"][0] / rates["eager"][0], 2)
     result["calls"] = {f"{b}_{part}": c for part, rates in (("encoder", enc_rates), ("decoder", dec_rates))
                        for b, (_, c) in rates.items()}
-    result.update({"machine": machine_info(), "glibc_keeps_freed_memory": heap_kept, "numpy": np.__version__})
+    peak_rss = {"inference": _peak_rss_mb()}
+    if train_batch:
+        rate, steps = _sequence_train_rate(model, all_poses[:train_batch], all_mask[:train_batch], seconds)
+        result.update({"train_frames_per_s": round(rate, 1), "train_steps": steps})
+        peak_rss["training"] = _peak_rss_mb()
+    result.update({"peak_rss_mb": peak_rss, "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
+                   "numpy": np.__version__})
     return result
 
 
 def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, frames: int | None = None,
-                          onnx: bool = True, threads: int | None = None) -> dict[str, Any]:
+                          onnx: bool = True, threads: int | None = None, train_batch: int = 4) -> dict[str, Any]:
     """:func:`bench_sequence` with the model sizes and skeleton of a ``task: sequence`` config (a dict or the
     DictConfig :func:`posetok.config.load_config` returns; resolved here if it is not yet)."""
     from .tasks.sequence import dims_from_config, resolve_sequence_config
@@ -294,5 +334,5 @@ def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, f
     cfg = resolve_sequence_config(config)
     dims = dims_from_config(cfg)
     result = bench_sequence(dims, skeleton=cfg["model"]["skeleton"], batch=batch, seconds=seconds, frames=frames,
-                            onnx=onnx, threads=threads)
+                            onnx=onnx, threads=threads, train_batch=train_batch)
     return {"preset": cfg["model"]["preset"], **result}

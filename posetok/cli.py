@@ -185,7 +185,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise PosetokError(f"{args.config}: field 'task': expected 'sequence' for bench sequence, "
                                f"got {cfg.get('task')!r}")
         result = bench_sequence_config(cfg, batch=args.batch, seconds=args.seconds, frames=args.frames,
-                                       onnx=not args.no_onnx)
+                                       onnx=not args.no_onnx, train_batch=args.train_batch)
     else:
         from .bench import bench_tokenizer
 
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, help="frames per window (default: the config's sequence_length)")
     b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
     b.add_argument("--no-onnx", action="store_true", help="eager PyTorch only")
+    b.add_argument("--train-batch", type=int, default=4, help="windows per training step (0: no training)")
     b.add_argument("--json", help="also write the result here")
     b.set_defaults(func=_cmd_bench)
     return p

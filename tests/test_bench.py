@@ -20,7 +20,8 @@ def restore_threads():
 
 
 def test_bench_sequence_eager_and_onnx():
-    r = bench_sequence(preset_dims("small", {**TINY, "skeleton": "coco17"}), batch=8, seconds=0.05, threads=1)
+    r = bench_sequence(preset_dims("small", {**TINY, "skeleton": "coco17"}), batch=8, seconds=0.05, threads=1,
+                       train_batch=12)
     assert r["benchmark"] == "sequence_tokenizer" and r["skeleton"] == "coco17" and r["coords"] == "2d+conf"
     assert (r["batch"], r["frames"], r["frames_per_call"], r["token_grid"]) == (8, 16, 128, [4, 5, 3])
     for key in ("eager_encoder_frames_per_s", "eager_decoder_frames_per_s", "onnx_encoder_frames_per_s",
@@ -31,15 +32,22 @@ def test_bench_sequence_eager_and_onnx():
     assert all(c >= 3 for c in r["calls"].values()) and set(r["calls"]) == {
         "eager_encoder", "onnx_encoder", "eager_decoder", "onnx_decoder"}
     assert r["machine"]["torch_threads"] == 1 and r["threads"] == 1 and r["parameters"] > 0
+    # Training ran on more windows than inference (12 > 8) for at least 3 timed steps.
+    assert r["train_batch"] == 12 and r["train_frames_per_s"] > 0 and r["train_steps"] >= 3
+    rss = r["peak_rss_mb"]
+    assert set(rss) == {"inference", "training"} and 0 < rss["inference"] <= rss["training"]
 
 
 def test_bench_sequence_config_eager_only_and_bad_frames():
     cfg = {"model": {"preset": "small", "skeleton": "mpii16", "coords": "2d", **TINY}}
-    r = bench_sequence_config(cfg, batch=4, seconds=0.05, frames=32, onnx=False, threads=1)
+    r = bench_sequence_config(cfg, batch=4, seconds=0.05, frames=32, onnx=False, threads=1, train_batch=0)
     assert r["preset"] == "small" and r["skeleton"] == "mpii16" and r["coords"] == "2d"
     assert r["dims"]["num_keypoints"] == 16 and r["token_grid"] == [8, 5, 3] and r["frames_per_call"] == 128
     assert r["eager_encoder_frames_per_s"] > 0 and r["eager_decoder_frames_per_s"] > 0
     assert r["onnx_encoder_frames_per_s"] is None and r["tokens_equal"] is None
+    assert r["train_frames_per_s"] is None and set(r["peak_rss_mb"]) == {"inference"}
+    with pytest.raises(PosetokError, match="--train-batch: expected 0 .no training. or more windows, got -1"):
+        bench_sequence(preset_dims("small", TINY), onnx=False, threads=1, train_batch=-1)
     with pytest.raises(PosetokError, match="--frames: 18 is not a positive multiple of temporal_downsample=4"):
         bench_sequence(preset_dims("small", TINY), frames=18, onnx=False, threads=1)
     with pytest.raises(PosetokError, match="unknown sequence preset 'huge'"):
@@ -56,12 +64,13 @@ def test_bench_sequence_command(tmp_path, capsys):
     out = tmp_path / "bench.json"
     tiny = [f"model.{k}={v}" for k, v in TINY.items()]
     code = main(["bench", "sequence", "--config", str(ROOT / "configs/sequence/small.yaml"), *tiny, "--batch", "4",
-                 "--seconds", "0.05", "--json", str(out)])
+                 "--seconds", "0.05", "--train-batch", "2", "--json", str(out)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     assert printed["preset"] == "small" and printed["batch"] == 4 and printed["token_grid"] == [4, 5, 3]
     assert printed["tokens_equal"] is True and printed["onnx_vs_eager_encoder"] > 0
+    assert printed["train_batch"] == 2 and printed["train_frames_per_s"] > 0
     # A pose tokenizer config is not a sequence benchmark.
     assert main(["bench", "sequence", "--config", str(ROOT / "configs/tokenizer/pct_small_coco17.yaml")]) == 2
     assert "field 'task': expected 'sequence'" in capsys.readouterr().err
