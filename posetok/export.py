@@ -33,9 +33,10 @@ zeroes them too). Apply ``posetok.load(ckpt).normalizer.normalize(windows, masks
 clip into windows (:func:`~posetok.data.sequences.sliding_windows`) and stitching them back stays outside the
 graphs as well.
 
-The ONNX graphs trace :func:`onnx_friendly` copies of the modules: each ST-GCN graph convolution becomes MatMuls
-instead of an Einsum, the same function up to float rounding, which onnxruntime runs faster. TorchScript traces the
-modules as they are. Either way the check compares the exported tokens with PyTorch's, id for id.
+The ONNX graphs trace :func:`onnx_friendly` copies of the modules: an ST-GCN graph convolution that narrows the
+channels becomes MatMuls instead of an Einsum, the same function up to float rounding, which onnxruntime runs
+faster. TorchScript traces the modules as they are. Either way the check compares the exported tokens with
+PyTorch's, id for id.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .checkpoint import load
 from .codecs.pct import PCTCodec
@@ -58,6 +58,7 @@ from .models.stgcn import STGCNBlock
 
 if TYPE_CHECKING:
     from .data.sequences import SequenceNormalizer
+    from .models.sequence import SequenceTokenEncoder
     from .skeletons import Skeleton
     from .tasks.sequence import SequenceCodec
 
@@ -138,46 +139,27 @@ def _export_torchscript(module: torch.nn.Module, args: tuple, path: Path) -> Non
 
 
 def _graph_conv_matmul(self: STGCNBlock, x: torch.Tensor) -> torch.Tensor:
-    """:meth:`STGCNBlock.graph_conv` as one broadcast MatMul per partition and a sum: no Einsum in the graph.
+    """:meth:`STGCNBlock.graph_conv` for ``C_in > C_out`` as one broadcast MatMul per partition and a sum.
 
     ``sum_p y_p @ a_p^T`` on the 1x1 conv's output viewed as ``(B, P, C, T, N)`` needs no transpose of that
     (large) tensor, where onnxruntime's Einsum first transposes it to put ``p`` next to ``j``.
     """
-    a = self.A if self.edge_importance is None else self.A * self.edge_importance
     y = self.gcn(x).unflatten(1, (self.num_partitions, self.out_ch))  # (B, P, C_out, T, N)
-    return torch.matmul(y, a.transpose(1, 2)[:, None]).sum(1)
-
-
-def _graph_conv_mix_first(self: STGCNBlock, x: torch.Tensor) -> torch.Tensor:
-    """:meth:`STGCNBlock.graph_conv` with the joints mixed before the channels, for ``C_in < C_out``.
-
-    ``z[b, k, t, p N + i] = sum_j x[b, k, t, j] a[p, i, j]`` is one MatMul on the ``C_in`` input channels (not
-    on ``P C_out``), and ``sum_p W_p z_p`` is a ``(1, P)`` convolution with dilation ``N`` over the ``P N``
-    columns; the 1x1 conv's bias, mixed over the joints, becomes a per-joint bias.
-    """
-    a = self.A if self.edge_importance is None else self.A * self.edge_importance  # (P, N, N)
-    p, n = a.shape[0], a.shape[1]
-    mix = a.permute(2, 0, 1).reshape(n, p * n)  # (j, p i)
-    w = self.gcn.weight.reshape(p, self.out_ch, -1).permute(1, 2, 0)[:, :, None]  # (C_out, C_in, 1, P)
-    out = F.conv2d(torch.matmul(x, mix), w, None, 1, 0, (1, n))
-    if self.gcn.bias is not None:
-        out = out + torch.einsum("pc,pi->ci", self.gcn.bias.reshape(p, self.out_ch), a.sum(-1))[None, :, None]
-    return out
+    return torch.matmul(y, self.adjacency().transpose(1, 2)[:, None]).sum(1)
 
 
 def onnx_friendly(module: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``module`` whose ST-GCN graph convolutions trace to ops onnxruntime runs fast (MatMul, Conv).
 
-    The same function up to float rounding (summation order): :func:`export_tokenizer` checks the exported
-    tokens against the original module. The module itself is left as it is (eager PyTorch runs the Einsum
-    form faster).
+    Blocks with ``C_in <= C_out`` already trace to a MatMul and a Conv (:meth:`STGCNBlock.graph_conv_mix_first`);
+    the others' Einsum becomes MatMuls (:func:`_graph_conv_matmul`). The same function up to float rounding
+    (summation order): :func:`export_tokenizer` checks the exported tokens against the original module. The
+    module itself is left as it is (eager PyTorch runs the Einsum form faster).
     """
     module = copy.deepcopy(module)
     for block in module.modules():
-        if isinstance(block, STGCNBlock):
-            in_ch = block.gcn.in_channels
-            impl = _graph_conv_mix_first if in_ch < block.out_ch else _graph_conv_matmul
-            block.graph_conv = types.MethodType(impl, block)  # type: ignore[method-assign]
+        if isinstance(block, STGCNBlock) and block.gcn.in_channels > block.out_ch:
+            block.graph_conv = types.MethodType(_graph_conv_matmul, block)  # type: ignore[method-assign]
     return module
 
 
@@ -189,6 +171,48 @@ def export_sequence_onnx(encoder: torch.nn.Module, decoder: torch.nn.Module, pos
     _export_onnx(onnx_friendly(encoder), (poses, mask), Path(enc_path), *SEQUENCE_ENCODER_IO,
                  _SEQUENCE_AXES["encoder"])
     _export_onnx(onnx_friendly(decoder), (tokens,), Path(dec_path), *SEQUENCE_DECODER_IO, _SEQUENCE_AXES["decoder"])
+
+
+def rounding_ties(encoder: SequenceTokenEncoder, poses: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor,
+                  got: torch.Tensor, rel_tol: float = 1e-4) -> tuple[int, int]:
+    """Token grid positions where ``got`` differs from ``ref``, and how many of them are rounding ties.
+
+    Two runtimes sum in different orders, so their features differ by float32 rounding (about 1e-7 of the
+    features' size); where a residual is almost exactly as far from two codes, that is enough to pick the other
+    one, and every later quantizer of that position then codes a different residual. A position counts as a
+    tie when, at its first differing quantizer, PyTorch's distances from its residual to the two runtimes'
+    codes differ by at most ``rel_tol`` times the norm of the position's feature vector (flips need a gap
+    below about 1e-5 of it). Any other difference (a ``-1`` against a code, a far code) is an export error.
+
+    Args:
+        encoder: the PyTorch encoder that gave ``ref``.
+        poses, mask: its inputs ``(B, T, N, D)``, ``(B, T)``.
+        ref, got: ``(B, T', G, Q)`` token ids from PyTorch and from the exported graph.
+
+    Returns:
+        ``(mismatched_positions, tie_positions)``.
+    """
+    differ = ref != got
+    where = differ.any(-1)  # (B, T', G)
+    count = int(where.sum())
+    if not count:
+        return 0, 0
+    with torch.no_grad():
+        feats = encoder.encoder(poses, mask)[where].double()  # (M, Dt)
+    r, g = ref[where], got[where]  # (M, Q)
+    first = differ[where].long().argmax(-1)  # (M,) first differing quantizer
+    books = encoder.codebooks.double()  # (Q, V, Dt)
+    q_all, v = books.shape[:2]
+    rows = torch.arange(count)
+    codes = books[torch.arange(q_all)[None], r.clamp(0, v - 1)] * (r >= 0)[..., None]  # (M, Q, Dt)
+    before = codes.cumsum(1) - codes  # (M, Q, Dt): the codes of quantizers 0 .. q-1
+    residual = feats - before[rows, first]
+    mine, theirs = r[rows, first], g[rows, first]
+    valid = (mine >= 0) & (theirs >= 0) & (theirs < v)
+    d_mine = (residual - books[first, mine.clamp(0, v - 1)]).norm(dim=-1)
+    d_theirs = (residual - books[first, theirs.clamp(0, v - 1)]).norm(dim=-1)
+    tie = valid & ((d_mine - d_theirs).abs() <= rel_tol * feats.norm(dim=-1))
+    return count, int(tie.sum())
 
 
 def _runner(fmt: str, path: Path) -> Any:
@@ -208,8 +232,10 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
 
     The check runs the exported files on ``check_batch`` synthetic inputs (default 64 poses, 16 sequence windows),
     a batch size other than the one traced (so the batch axis really is dynamic), and reports whether the tokens
-    equal PyTorch's exactly and the largest absolute difference of the decoded coordinates. Sequence graphs are
-    also run at twice the window length (``dynamic_frames_checked``).
+    equal PyTorch's exactly (``tokens_equal``) and the largest absolute difference of the decoded coordinates.
+    Sequence graphs are also run at twice the window length (``dynamic_frames_checked``), and token positions that
+    differ are told apart (:func:`rounding_ties`): ``tokens_match`` is True when every token is equal or every
+    differing position is a rounding tie, False when the exported graph computes something else.
     """
     if fmt not in FORMATS:
         raise PosetokError(f"--format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -237,9 +263,10 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
         ref_coords = decoder(ref_tokens)
         got_tokens = _runner(fmt, enc_path)(coords, visible)
         got_coords = _runner(fmt, dec_path)(ref_tokens)
+    equal = bool(torch.equal(got_tokens.long(), ref_tokens))
     return {
         "format": fmt, "encoder": str(enc_path), "decoder": str(dec_path), "check_batch": check_batch,
-        "tokens_equal": bool(torch.equal(got_tokens.long(), ref_tokens)),
+        "tokens_equal": equal, "tokens_match": equal,
         "token_mismatches": int((got_tokens.long() != ref_tokens).sum()),
         "decoder_max_abs_diff": float((got_coords - ref_coords).abs().max()),
         "num_tokens": codec.num_tokens, "codebook_size": codec.codebook_size, "skeleton": codec.skeleton.name,
@@ -272,10 +299,13 @@ def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_b
             got_tokens = run_encoder(poses, mask).long()
             got_poses = run_decoder(ref_tokens)
         same_shape = got_tokens.shape == ref_tokens.shape and got_poses.shape == ref_poses.shape
+        positions, ties = (rounding_ties(encoder, poses, mask, ref_tokens, got_tokens) if same_shape
+                           else (int(np.prod(ref_tokens.shape[:3])), 0))
         checks.append({
             "frames": frames, "token_grid": list(ref_tokens.shape[1:]),
             "tokens_equal": bool(same_shape and torch.equal(got_tokens, ref_tokens)),
             "token_mismatches": int((got_tokens != ref_tokens).sum()) if same_shape else int(ref_tokens.numel()),
+            "mismatched_positions": positions, "rounding_tie_positions": ties,
             "decoder_max_abs_diff": float((got_poses - ref_poses).abs().max()) if same_shape else float("inf"),
         })
     grid = codec.model.token_grid_shape(length)
@@ -284,6 +314,9 @@ def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_b
         "check_batch": check_batch, "dynamic_frames_checked": [c["frames"] for c in checks],
         "tokens_equal": all(c["tokens_equal"] for c in checks),
         "token_mismatches": sum(c["token_mismatches"] for c in checks),
+        "mismatched_positions": sum(c["mismatched_positions"] for c in checks),
+        "rounding_tie_positions": sum(c["rounding_tie_positions"] for c in checks),
+        "tokens_match": all(c["mismatched_positions"] == c["rounding_tie_positions"] for c in checks),
         "decoder_max_abs_diff": max(c["decoder_max_abs_diff"] for c in checks),
         "checks": checks,
         "num_tokens": int(np.prod(grid)), "token_grid": list(grid), "sequence_length": length,

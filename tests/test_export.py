@@ -93,6 +93,7 @@ def test_sequence_export_round_trip_at_other_batch_and_length(seq_ckpt, tmp_path
     assert result["check_batch"] == 16 and result["dynamic_frames_checked"] == [16, 32]
     assert [c["token_grid"] for c in result["checks"]] == [[4, 5, 3], [8, 5, 3]]
     assert result["tokens_equal"] is True and result["token_mismatches"] == 0
+    assert result["tokens_match"] is True and result["mismatched_positions"] == result["rounding_tie_positions"] == 0
     assert all(c["tokens_equal"] for c in result["checks"])
     assert result["decoder_max_abs_diff"] < 1e-4
     assert result["token_grid"] == [4, 5, 3] and result["num_tokens"] == 60
@@ -135,3 +136,46 @@ def test_sequence_onnx_graphs_run_at_any_batch_and_length(seq_ckpt, tmp_path, ca
         # The graph-conv rewrite the ONNX export traces is the same function.
         assert torch.allclose(onnx_friendly(decoder)(ref), decoder(ref), atol=1e-5)
     assert isinstance(codec.normalizer, SequenceNormalizer)
+
+
+def test_rounding_ties_tell_a_tie_from_an_export_error(seq_ckpt):
+    """A position whose first differing quantizer picked a code exactly as near is a tie, whatever its later
+    quantizers hold; a far code or a -1 against a code is an error."""
+    import posetok
+    from posetok.export import rounding_ties, sequence_inputs
+
+    codec = posetok.load(seq_ckpt)
+    encoder = codec.encoder
+    poses, mask = sequence_inputs(codec.skeleton, codec.coords, codec.normalizer, 2, 16, seed=3)
+    ref = encoder(poses, mask)
+    assert rounding_ties(encoder, poses, mask, ref, ref.clone()) == (0, 0)
+    first = ref[0, 0, 0]
+    spare = next(c for c in range(31, -1, -1) if c > first[1])  # a later index: PyTorch keeps its own on ties
+    with torch.no_grad():
+        encoder.codebooks[1, spare] = encoder.codebooks[1, first[1]]
+    assert torch.equal(encoder(poses, mask), ref)  # an exact copy further down the codebook changes nothing
+    got = ref.clone()
+    got[0, 0, 0, 1] = spare
+    got[0, 0, 0, 2] = (first[2] + 1) % 32  # the residual after a tie differs, so may every later token
+    assert rounding_ties(encoder, poses, mask, ref, got) == (1, 1)
+    far = (ref[1, 2, 3, 0] + 16) % 32
+    got[1, 2, 3, 0] = far
+    got[1, 3, 0] = -1
+    assert rounding_ties(encoder, poses, mask, ref, got) == (3, 1)
+
+
+def test_export_command_fails_on_errors_and_notes_ties(monkeypatch, capsys, tmp_path):
+    import posetok.export
+
+    base = {"encoder": str(tmp_path / "m.encoder.onnx"), "token_mismatches": 3, "rounding_tie_positions": 2}
+    monkeypatch.setattr(posetok.export, "export_tokenizer",
+                        lambda *a, **k: {**base, "tokens_equal": False, "tokens_match": True})
+    assert main(["export", "x.ckpt", "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"posetok export: note: {base['encoder']}: 2 token positions differ from PyTorch only where two codes are "
+        "equally near within float32 rounding")
+    monkeypatch.setattr(posetok.export, "export_tokenizer",
+                        lambda *a, **k: {**base, "tokens_equal": False, "tokens_match": False})
+    assert main(["export", "x.ckpt", "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"posetok export: error: {base['encoder']}: field 'tokens': 3 tokens differ from PyTorch")

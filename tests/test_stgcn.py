@@ -111,3 +111,29 @@ def test_block_residual_and_edge_importance() -> None:
     x_copy = x.clone()
     same.eval()(x)
     assert torch.equal(x, x_copy)  # no in-place change to the input
+
+
+@pytest.mark.parametrize("in_ch,out_ch", [(3, 8), (8, 8), (8, 4)])
+def test_graph_conv_is_the_partitioned_graph_convolution(in_ch: int, out_ch: int) -> None:
+    """Either evaluation order (joints first for C_in <= C_out, channels first otherwise) and the ONNX rewrite
+    give sum_p sum_j a[p, i, j] (W_p x_j + b_p), with a learned edge importance and bias."""
+    from posetok.export import onnx_friendly
+
+    torch.manual_seed(0)
+    A = skeleton_graph(COCO17)
+    block = STGCNBlock(in_ch, out_ch, A)
+    with torch.no_grad():
+        block.edge_importance.uniform_(0.5, 1.5)
+        block.gcn.bias.normal_()
+    x = torch.randn(2, in_ch, 5, 17)
+    a = (A * block.edge_importance).detach()
+    w = block.gcn.weight.detach()[:, :, 0, 0].reshape(3, out_ch, in_ch)
+    b = block.gcn.bias.detach().reshape(3, out_ch)
+    per_joint = torch.einsum("pok,bktj->bpotj", w, x) + b[None, :, :, None, None]  # (B, P, C_out, T, N)
+    expected = torch.einsum("bpotj,pij->boti", per_joint, a)
+    with torch.no_grad():
+        assert torch.allclose(block.graph_conv(x), expected, atol=1e-5)
+        assert torch.allclose(onnx_friendly(block).graph_conv(x), expected, atol=1e-5)
+    block.graph_conv(x).sum().backward()  # both forms train the 1x1 conv, its bias and the edge importance
+    assert block.gcn.weight.grad.abs().sum() > 0 and block.gcn.bias.grad.abs().sum() > 0
+    assert block.edge_importance.grad.abs().sum() > 0
