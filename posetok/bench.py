@@ -153,9 +153,10 @@ def _sequence_coords(dims: SequenceDims) -> str:
     return "2d" if dims.keypoint_dim == 2 else "3d"
 
 
-def _ort_session(path: str, threads: int) -> Any:
+def _ort_session(model: str | bytes, threads: int, profile_prefix: str | None = None) -> Any:
     """An onnxruntime CPU session as a deployment would open it: all graph optimisations, ``threads`` intra-op
-    threads, sequential execution."""
+    threads, sequential execution. ``model``: a path or the serialised graph; ``profile_prefix``: write
+    onnxruntime's per-node profile there."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -163,7 +164,51 @@ def _ort_session(path: str, threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _top_ops(seconds: dict[str, float], keep: int = 6) -> dict[str, float]:
+    """The ``keep`` costliest ops, the rest summed as ``other``, and ``total``; seconds rounded to ms."""
+    ranked = sorted(seconds.items(), key=lambda kv: -kv[1])
+    out = {name: round(t, 3) for name, t in ranked[:keep]}
+    out["other"] = round(sum(t for _, t in ranked[keep:]), 3)
+    out["total"] = round(sum(seconds.values()), 3)
+    return out
+
+
+def eager_op_seconds(fn: Callable[[], Any], calls: int = 3) -> dict[str, float]:
+    """Self CPU seconds per aten op of one call of ``fn``, the mean of ``calls`` calls (``torch.profiler``),
+    costliest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    return _top_ops({e.key: e.self_cpu_time_total / 1e6 / calls for e in prof.key_averages()})
+
+
+def onnx_op_seconds(model: bytes, threads: int, feed: dict[str, np.ndarray], calls: int = 3) -> dict[str, float]:
+    """Kernel seconds per onnxruntime op type of one call, the mean of ``calls`` calls after one that grows the
+    arena, costliest first, from onnxruntime's own profiler on a session opened as :func:`_ort_session` opens
+    it."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="posetok-profile-") as tmp:
+        session = _ort_session(model, threads, os.path.join(tmp, "ort"))
+        for _ in range(calls + 1):
+            session.run(None, feed)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    first = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    seconds: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] > first["ts"] + first["dur"]:
+            op = e["args"]["op_name"]
+            seconds[op] = seconds.get(op, 0.0) + e["dur"] / 1e6 / calls
+    return _top_ops(seconds)
 
 
 def _interleaved_rates(fns: dict[str, Callable[[], Any]], items: int, seconds: float, warmup: int = 1
@@ -214,7 +259,7 @@ def _sequence_train_rate(model: SequenceTokenizerModel, poses: torch.Tensor, mas
 
 def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = None, batch: int = 32,
                    seconds: float = 10.0, frames: int | None = None, onnx: bool = True, threads: int | None = None,
-                   train_batch: int = 4) -> dict[str, Any]:
+                   train_batch: int = 4, profile: bool = False) -> dict[str, Any]:
     """Sequence tokenizer encoder and decoder throughput in frames/s: PyTorch eager and onnxruntime, fp32, CPU;
     and eager training frames/s.
 
@@ -233,9 +278,11 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
     ``onnx_vs_eager_*`` ratios hold up on a shared machine. ``onnx=False`` times eager only.
 
     Training runs last, on ``train_batch`` of the windows (0 skips it): :func:`_sequence_train_rate`.
-    ``peak_rss_mb`` is the process's peak resident memory after each stage (``ru_maxrss``).
+    ``peak_rss_mb`` is the process's peak resident memory after each stage (``ru_maxrss``). ``profile=True``
+    adds ``encoder_op_seconds``: where an encoder call spends its time, per op, in eager PyTorch
+    (:func:`eager_op_seconds`) and in onnxruntime (:func:`onnx_op_seconds`), the mean of 3 calls each.
     """
-    from .export import export_sequence_onnx, sequence_inputs
+    from .export import export_sequence_onnx, rounding_ties, sequence_inputs
 
     if isinstance(dims, str) and dims not in SEQUENCE_PRESETS:
         raise PosetokError(f"--preset: unknown sequence preset '{dims}' (known: {', '.join(SEQUENCE_PRESETS)})")
@@ -277,8 +324,8 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
         "eager_encoder_frames_per_s": None, "eager_decoder_frames_per_s": None,
         "onnx_encoder_frames_per_s": None, "onnx_decoder_frames_per_s": None,
         "onnx_vs_eager_encoder": None, "onnx_vs_eager_decoder": None,
-        "tokens_equal": None, "token_mismatches": None, "decoder_max_abs_diff": None,
-        "train_batch": train_batch, "train_frames_per_s": None, "train_steps": None,
+        "tokens_equal": None, "token_mismatches": None, "mismatched_positions": None, "rounding_tie_positions": None,
+        "decoder_max_abs_diff": None, "train_batch": train_batch, "train_frames_per_s": None, "train_steps": None,
         "codes_used": codes_used, "codebook_init": "k-means on eval-mode encoder features of the benchmark windows",
         "codebook_init_s": round(init_s, 2), "parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -290,16 +337,21 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
         with tempfile.TemporaryDirectory(prefix="posetok-bench-") as tmp:
             enc_path, dec_path = os.path.join(tmp, "encoder.onnx"), os.path.join(tmp, "decoder.onnx")
             export_sequence_onnx(enc, dec, poses[:4], mask[:4], enc_path, dec_path)
-            s_enc, s_dec = _ort_session(enc_path, threads), _ort_session(dec_path, threads)
+            with open(enc_path, "rb") as f:
+                enc_graph = f.read()
+            s_enc, s_dec = _ort_session(enc_graph, threads), _ort_session(dec_path, threads)
         feed_enc = {"poses": poses.numpy(), "mask": mask.numpy()}
         feed_dec = {"tokens": tokens.numpy()}
         onnx_tokens = s_enc.run(None, feed_enc)[0]
         onnx_poses = s_dec.run(None, feed_dec)[0]
         ref = tokens.numpy()
         same_shape = onnx_tokens.shape == ref.shape
+        positions, ties = (rounding_ties(enc, poses, mask, tokens, torch.from_numpy(onnx_tokens)) if same_shape
+                           else (int(np.prod(ref.shape[:3])), 0))
         result.update({
             "tokens_equal": bool(same_shape and (onnx_tokens == ref).all()),
             "token_mismatches": int((onnx_tokens != ref).sum()) if same_shape else int(ref.size),
+            "mismatched_positions": positions, "rounding_tie_positions": ties,
             "decoder_max_abs_diff": float(np.abs(onnx_poses - ref_poses.numpy()).max()),
             "onnxruntime": ort.__version__,
         })
@@ -315,6 +367,13 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
             result[f"onnx_vs_eager_{part}"] = round(rates["onnx"][0] / rates["eager"][0], 2)
     result["calls"] = {f"{b}_{part}": c for part, rates in (("encoder", enc_rates), ("decoder", dec_rates))
                        for b, (_, c) in rates.items()}
+    if profile:
+        with torch.inference_mode():
+            ops = {"eager": eager_op_seconds(lambda: enc(poses, mask))}
+        if onnx:
+            del s_enc, enc_fns["onnx"]  # its arena is freed before the profiling session grows its own
+            ops["onnx"] = onnx_op_seconds(enc_graph, threads, feed_enc)
+        result["encoder_op_seconds"] = ops
     peak_rss = {"inference": _peak_rss_mb()}
     if train_batch:
         rate, steps = _sequence_train_rate(model, all_poses[:train_batch], all_mask[:train_batch], seconds)
@@ -326,7 +385,8 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
 
 
 def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, frames: int | None = None,
-                          onnx: bool = True, threads: int | None = None, train_batch: int = 4) -> dict[str, Any]:
+                          onnx: bool = True, threads: int | None = None, train_batch: int = 4, profile: bool = False
+                          ) -> dict[str, Any]:
     """:func:`bench_sequence` with the model sizes and skeleton of a ``task: sequence`` config (a dict or the
     DictConfig :func:`posetok.config.load_config` returns; resolved here if it is not yet)."""
     from .tasks.sequence import dims_from_config, resolve_sequence_config
@@ -334,5 +394,5 @@ def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, f
     cfg = resolve_sequence_config(config)
     dims = dims_from_config(cfg)
     result = bench_sequence(dims, skeleton=cfg["model"]["skeleton"], batch=batch, seconds=seconds, frames=frames,
-                            onnx=onnx, threads=threads, train_batch=train_batch)
+                            onnx=onnx, threads=threads, train_batch=train_batch, profile=profile)
     return {"preset": cfg["model"]["preset"], **result}

@@ -21,7 +21,7 @@ def restore_threads():
 
 def test_bench_sequence_eager_and_onnx():
     r = bench_sequence(preset_dims("small", {**TINY, "skeleton": "coco17"}), batch=8, seconds=0.05, threads=1,
-                       train_batch=12)
+                       train_batch=12, profile=True)
     assert r["benchmark"] == "sequence_tokenizer" and r["skeleton"] == "coco17" and r["coords"] == "2d+conf"
     assert (r["batch"], r["frames"], r["frames_per_call"], r["token_grid"]) == (8, 16, 128, [4, 5, 3])
     for key in ("eager_encoder_frames_per_s", "eager_decoder_frames_per_s", "onnx_encoder_frames_per_s",
@@ -36,6 +36,13 @@ def test_bench_sequence_eager_and_onnx():
     assert r["train_batch"] == 12 and r["train_frames_per_s"] > 0 and r["train_steps"] >= 3
     rss = r["peak_rss_mb"]
     assert set(rss) == {"inference", "training"} and 0 < rss["inference"] <= rss["training"]
+    # Per-op time of one encoder call in each runtime: the listed ops and the rest add up to the total.
+    ops = r["encoder_op_seconds"]
+    assert set(ops) == {"eager", "onnx"} and "Conv" in ops["onnx"]
+    assert any("conv" in name for name in ops["eager"])
+    for per_op in ops.values():
+        assert per_op["total"] > 0 and len(per_op) <= 8
+        assert sum(v for k, v in per_op.items() if k != "total") == pytest.approx(per_op["total"], abs=0.01)
 
 
 def test_bench_sequence_config_eager_only_and_bad_frames():
@@ -46,6 +53,7 @@ def test_bench_sequence_config_eager_only_and_bad_frames():
     assert r["eager_encoder_frames_per_s"] > 0 and r["eager_decoder_frames_per_s"] > 0
     assert r["onnx_encoder_frames_per_s"] is None and r["tokens_equal"] is None
     assert r["train_frames_per_s"] is None and set(r["peak_rss_mb"]) == {"inference"}
+    assert "encoder_op_seconds" not in r
     with pytest.raises(PosetokError, match="--train-batch: expected 0 .no training. or more windows, got -1"):
         bench_sequence(preset_dims("small", TINY), onnx=False, threads=1, train_batch=-1)
     with pytest.raises(PosetokError, match="--frames: 18 is not a positive multiple of temporal_downsample=4"):
