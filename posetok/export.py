@@ -154,7 +154,8 @@ def onnx_friendly(module: torch.nn.Module) -> torch.nn.Module:
     Blocks with ``C_in <= C_out`` already trace to a MatMul and a Conv (:meth:`STGCNBlock.graph_conv_mix_first`);
     the others' Einsum becomes MatMuls (:func:`_graph_conv_matmul`). The same function up to float rounding
     (summation order): :func:`export_tokenizer` checks the exported tokens against the original module. The
-    module itself is left as it is (eager PyTorch runs the Einsum form faster).
+    module itself is left as it is: eager PyTorch ran the Einsum form faster than these MatMuls (measured on a
+    256-channel block).
     """
     module = copy.deepcopy(module)
     for block in module.modules():
