@@ -1,6 +1,7 @@
 # The two commands that do all set-up on a fresh machine:
 #   make demo   creates .venv, installs posetok, runs the demo (report/ folder)
-#   make test   creates .venv, installs posetok with the dev extras, runs ruff and pytest
+#   make test   creates .venv, installs posetok with the dev extras, runs ruff, lint-imports (the layering
+#               contracts in pyproject.toml, docs/architecture.md) and pytest
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,6 +28,7 @@ demo: install
 
 lint: install-dev
 	$(VENV)/bin/ruff check posetok tests
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(VENV)/bin/pytest

@@ -389,10 +389,10 @@ def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, f
                           ) -> dict[str, Any]:
     """:func:`bench_sequence` with the model sizes and skeleton of a ``task: sequence`` config (a dict or the
     DictConfig :func:`posetok.config.load_config` returns; resolved here if it is not yet)."""
-    from .tasks.sequence import dims_from_config, resolve_sequence_config
+    from .config import build_config, sequence_dims
 
-    cfg = resolve_sequence_config(config)
-    dims = dims_from_config(cfg)
+    cfg = build_config("sequence", config)
+    dims = sequence_dims(cfg)
     result = bench_sequence(dims, skeleton=cfg["model"]["skeleton"], batch=batch, seconds=seconds, frames=frames,
                             onnx=onnx, threads=threads, train_batch=train_batch, profile=profile)
     return {"preset": cfg["model"]["preset"], **result}

@@ -1,67 +1,97 @@
-"""Model checkpoints: ``model.ckpt`` holds the weights and everything needed to use them.
+"""Model checkpoints: the ``model.ckpt`` envelope and the registry of checkpoint kinds.
 
-Format (a ``torch.save`` dict, loadable with ``weights_only=True``)::
+Every posetok model file is a ``torch.save`` dict, loadable with ``weights_only=True``, written atomically
+(temporary file, then rename). The envelope is common to all tasks::
 
-    format: "posetok.tokenizer"   format_version: 1
-    kind: "pct"                   skeleton: "coco17"      num_joints: 17
-    dims: {encoder: {...}, decoder: {...}, codebook: {...}}
-    codec: {input_size: [w, h], padding: 1.25}
-    state_dict: model weights and codebook buffers
+    format: "posetok.<...>"   format_version: N   kind: "pct" | "sequence" | ...
+    state_dict: model weights and buffers
     config: the resolved training config (plain dict)
-    meta: {global_step, train_time_s, posetok_version}
+    meta: {global_step, train_time_s, posetok_version, ...}
 
-A Lightning ``last.ckpt`` of a tokenizer run loads too: its hyper-parameters hold the config. Sequence tokenizer
-checkpoints (``format: "posetok.sequence_tokenizer"``, layout in :mod:`posetok.tasks.sequence`) load through the
-same :func:`load`.
+plus the fields of its kind, documented by the task module that registers the kind. A task registers a
+:class:`CheckpointKind` (:func:`register`): the ``format`` it writes, the fields it requires, how a checked
+payload becomes a ready codec, and how a Lightning ``last.ckpt`` of its runs becomes a payload. This module
+imports no task: :func:`posetok.load` imports the tasks (each registers itself) and then calls :func:`load`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .codecs.pct import PCTCodec
 from .errors import PosetokError
 from .io import atomic_path
-from .models.pct import PCTDims, PCTTokenizerModel
-from .skeletons import get_skeleton
+from .version import __version__
 
-if TYPE_CHECKING:
-    from .tasks.sequence import SequenceCodec
-
-FORMAT = "posetok.tokenizer"
-FORMAT_VERSION = 1
+#: Fields every payload has, whatever its kind.
+ENVELOPE = ("format", "kind", "state_dict")
 
 
-def tokenizer_payload(model: PCTTokenizerModel, skeleton: str, input_size: list[int], padding: float,
-                      config: dict[str, Any] | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``model.ckpt`` dict for ``model``."""
-    from . import __version__
+@dataclass(frozen=True)
+class CheckpointKind:
+    """How one task's ``model.ckpt`` is read and used.
 
+    Attributes:
+        name: the payload's ``kind`` (``"pct"``, ``"sequence"``).
+        task: the config ``task`` whose runs write it (``"tokenizer"``, ``"sequence"``).
+        format: the payload's ``format`` string; ``format_version`` the newest layout this code reads.
+        fields: payload fields required besides the envelope.
+        build: ``(path, payload, batch_size)`` -> the ready codec; ``batch_size`` None means the kind's default.
+            Raises :class:`PosetokError` naming ``path`` and the field when the payload does not fit.
+        from_lightning: ``(path, lightning_dict)`` -> the ``model.ckpt`` payload of a run's ``last.ckpt``.
+    """
+
+    name: str
+    task: str
+    format: str
+    format_version: int
+    fields: tuple[str, ...]
+    build: Callable[[Path, dict[str, Any], int | None], Any]
+    from_lightning: Callable[[Path, dict[str, Any]], dict[str, Any]]
+
+
+_KINDS: dict[str, CheckpointKind] = {}
+
+
+def register(kind: CheckpointKind) -> CheckpointKind:
+    """Make ``kind`` loadable by :func:`load`; registering the same name again replaces it."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def registered() -> dict[str, CheckpointKind]:
+    """The registered kinds by name."""
+    return dict(_KINDS)
+
+
+def envelope(kind: CheckpointKind, state_dict: dict[str, torch.Tensor], config: dict[str, Any] | None = None,
+             meta: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A ``model.ckpt`` payload of ``kind``: the envelope around ``fields`` (the kind's own)."""
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "pct",
-        "skeleton": skeleton,
-        "num_joints": model.num_joints,
-        "dims": model.dims.to_dict(),
-        "codec": {"input_size": [int(v) for v in input_size], "padding": float(padding)},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "format": kind.format,
+        "format_version": kind.format_version,
+        "kind": kind.name,
+        **fields,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "config": config or {},
         "meta": {"posetok_version": __version__, **(meta or {})},
     }
 
 
-def save_tokenizer(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename)."""
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename): a crash leaves the old file or none."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw dict of a checkpoint file (``torch.load`` with ``weights_only=True``), or a one-line error."""
+    path = Path(path)
     if not path.is_file():
         raise PosetokError(f"{path}: checkpoint not found")
     try:
@@ -74,88 +104,91 @@ def _read(path: Path) -> dict[str, Any]:
     return obj
 
 
-def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
-    """Turn a Lightning checkpoint of a tokenizer run into the ``model.ckpt`` layout."""
+def is_lightning(obj: dict[str, Any]) -> bool:
+    """Whether a raw checkpoint dict is a Lightning checkpoint (a run's ``last.ckpt``)."""
+    return "pytorch-lightning_version" in obj
+
+
+def lightning_config(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    """The training config a Lightning checkpoint of a posetok run keeps in its hyper-parameters."""
     cfg = (obj.get("hyper_parameters") or {}).get("config")
-    if not isinstance(cfg, dict) or "model" not in cfg:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
         raise PosetokError(f"{path}: field 'hyper_parameters.config': missing; not a posetok training checkpoint")
-    m = cfg["model"]
-    state = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": m["kind"], "skeleton": m["skeleton"],
-        "num_joints": get_skeleton(m["skeleton"]).num_joints,
-        "dims": {s: m[s] for s in ("encoder", "decoder", "codebook")},
-        "codec": {"input_size": m["input_size"], "padding": m["padding"]},
-        "state_dict": state, "config": cfg, "meta": {"global_step": obj.get("global_step")},
-    }
+    return cfg
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw dict of a checkpoint file (``torch.load`` with ``weights_only=True``), or a one-line error."""
-    return _read(Path(path))
+def lightning_weights(obj: dict[str, Any], prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The network weights of a Lightning checkpoint: its ``state_dict`` entries under ``prefix``, unprefixed."""
+    return {k[len(prefix):]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
 
 
-def is_sequence_checkpoint(obj: dict[str, Any]) -> bool:
-    """Whether a raw checkpoint dict (``model.ckpt`` or a Lightning ``last.ckpt``) holds a sequence tokenizer."""
-    if "pytorch-lightning_version" in obj:
-        cfg = (obj.get("hyper_parameters") or {}).get("config")
-        return isinstance(cfg, dict) and (cfg.get("model") or {}).get("kind") == "sequence"
-    return obj.get("format") == "posetok.sequence_tokenizer"
+def _kind_of(path: Path, obj: dict[str, Any]) -> CheckpointKind:
+    if is_lightning(obj):
+        name = lightning_config(path, obj)["model"].get("kind")
+        field = "hyper_parameters.config.model.kind"
+    else:
+        fmt = obj.get("format")
+        by_format = {k.format: k for k in _KINDS.values()}
+        if fmt not in by_format:
+            known = ", ".join(sorted(repr(k) for k in by_format)) or "none registered"
+            raise PosetokError(f"{path}: field 'format': expected one of {known}, got {fmt!r}")
+        name = obj.get("kind", by_format[fmt].name)
+        field = "kind"
+    if name not in _KINDS:
+        raise PosetokError(f"{path}: field '{field}': unknown checkpoint kind {name!r} "
+                           f"(known: {', '.join(sorted(_KINDS)) or 'none registered'})")
+    return _KINDS[name]
 
 
-def read_tokenizer_payload(path: str | Path, obj: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read and check a checkpoint file (or its already read dict ``obj``); returns the ``model.ckpt`` dict."""
-    path = Path(path)
-    obj = _read(path) if obj is None else obj
-    if "pytorch-lightning_version" in obj:
-        obj = _from_lightning(path, obj)
-    if obj.get("format") != FORMAT:
-        raise PosetokError(f"{path}: field 'format': expected '{FORMAT}', got {obj.get('format')!r}")
-    if obj.get("format_version", 0) > FORMAT_VERSION:
-        raise PosetokError(f"{path}: field 'format_version': {obj['format_version']} is newer than this "
-                           f"posetok reads ({FORMAT_VERSION}); upgrade posetok")
-    for key in ("kind", "skeleton", "dims", "codec", "state_dict"):
-        if key not in obj:
-            raise PosetokError(f"{path}: field '{key}': missing")
-    return obj
+def read_payload(path: str | Path, obj: dict[str, Any] | None = None, kind: str | None = None
+                 ) -> tuple[CheckpointKind, dict[str, Any]]:
+    """Read and check a checkpoint (``model.ckpt`` or a run's Lightning ``last.ckpt``).
 
-
-def load(path: str | Path, batch_size: int | None = None) -> PCTCodec | SequenceCodec:
-    """Load a tokenizer checkpoint, pose or sequence, and return it ready to use.
-
-    >>> tok = posetok.load("runs/pct/model.ckpt")            # a PCTCodec
-    >>> tokens = tok.encode(keypoints)            # (N, K, 3) pixels -> (N, M) int64
-    >>> poses = tok.decode(tokens, boxes)         # (N, M), (N, 4) xywh -> (N, K, 2) pixels
-    >>> seq = posetok.load("runs/sequence/model.ckpt")       # a SequenceCodec
-    >>> tokens, params = seq.encode(poses, mask, return_params=True)   # (T, N, D) -> (W, T', G, Q), dict
-    >>> recon = seq.decode(tokens, params)        # (T, N, Dc) in the file's units
-
-    ``batch_size``: items per forward pass (default 4096 poses, 64 sequence windows).
+    Args:
+        path: the file, named in every error.
+        obj: the file's dict, if already read.
+        kind: the kind the caller needs; another kind is an error naming the field.
+    Returns:
+        The registered kind and the ``model.ckpt`` payload (converted from Lightning's layout when needed).
     """
-    obj = _read(Path(path))
-    if is_sequence_checkpoint(obj):
-        from .tasks.sequence import load_sequence_tokenizer
+    path = Path(path)
+    obj = read_checkpoint(path) if obj is None else obj
+    found = _kind_of(path, obj)
+    if kind is not None and found.name != kind:
+        want = _KINDS[kind].format if kind in _KINDS else kind
+        raise PosetokError(f"{path}: field 'format': expected '{want}', got {obj.get('format', found.format)!r} "
+                           f"(a '{found.name}' checkpoint)")
+    payload = found.from_lightning(path, obj) if is_lightning(obj) else obj
+    if payload.get("format") != found.format:
+        raise PosetokError(f"{path}: field 'format': expected '{found.format}', got {payload.get('format')!r}")
+    if payload.get("format_version", 0) > found.format_version:
+        raise PosetokError(f"{path}: field 'format_version': {payload['format_version']} is newer than this "
+                           f"posetok reads ({found.format_version}); upgrade posetok")
+    for key in ENVELOPE + found.fields:
+        if key not in payload:
+            raise PosetokError(f"{path}: field '{key}': missing")
+    return found, payload
 
-        return load_sequence_tokenizer(path, batch_size or 64, obj=obj)
-    return load_pose_tokenizer(path, batch_size or 4096, obj=obj)
 
-
-def load_pose_tokenizer(path: str | Path, batch_size: int = 4096, obj: dict[str, Any] | None = None) -> PCTCodec:
-    """Load a pose (PCT) tokenizer checkpoint as a :class:`PCTCodec`; ``obj``: the file's dict, if read."""
-    payload = read_tokenizer_payload(path, obj)
-    if payload["kind"] != "pct":
-        raise PosetokError(f"{path}: field 'kind': unknown tokenizer kind {payload['kind']!r}")
-    try:
-        skeleton = get_skeleton(payload["skeleton"])
-        model = PCTTokenizerModel(skeleton.num_joints, PCTDims.from_dict(payload["dims"]))
-        model.load_state_dict(payload["state_dict"])
-    except PosetokError as e:
-        raise PosetokError(f"{path}: field 'skeleton': {e}") from None
-    except (RuntimeError, TypeError, KeyError) as e:
-        reason = str(e).splitlines()[0][:160]
-        raise PosetokError(f"{path}: field 'state_dict': does not fit the model it describes ({reason})") from None
-    model.eval()
-    codec = PCTCodec(model, skeleton, tuple(payload["codec"]["input_size"]), payload["codec"]["padding"],
-                     batch_size=batch_size)
+def load_as(path: str | Path, batch_size: int | None = None, obj: dict[str, Any] | None = None,
+            kind: str | None = None) -> tuple[CheckpointKind, Any]:
+    """Load a checkpoint of any registered kind: ``(kind, codec)``; see :func:`load`."""
+    found, payload = read_payload(path, obj, kind)
+    codec = found.build(Path(path), payload, batch_size)
     codec.info = {k: v for k, v in payload.items() if k != "state_dict"}
-    return codec
+    return found, codec
+
+
+def load(path: str | Path, batch_size: int | None = None) -> Any:
+    """Load a checkpoint of any registered kind and return its codec, ready to use (weights in eval mode).
+
+    ``batch_size``: items per forward pass (None: the kind's default). The codec's ``info`` holds the
+    checkpoint's fields besides the weights (``config``, ``meta``, ...).
+    """
+    return load_as(path, batch_size)[1]
+
+
+def state_dict_error(path: str | Path, error: Exception) -> PosetokError:
+    """The one-line error for weights that do not fit the model their checkpoint describes."""
+    reason = str(error).splitlines()[0][:160]
+    return PosetokError(f"{path}: field 'state_dict': does not fit the model it describes ({reason})")

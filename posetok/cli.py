@@ -17,7 +17,7 @@ EXIT_USER_ERROR = 2
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .tasks.runner import train
+    from .tasks import train
 
     cfg = load_config(args.config, args.overrides)
     path = train(cfg)
@@ -25,55 +25,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_eval_data(path: str, skeleton: str):
-    from .data.coco import load_coco_keypoints
-
-    return load_coco_keypoints(path, skeleton=skeleton)
-
-
-def _is_sequence(codec: object) -> bool:
-    from .tasks.sequence import SequenceCodec
-
-    return isinstance(codec, SequenceCodec)
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from . import load
     from .io import write_json
-    from .tasks.runner import evaluate
+    from .tasks import load_with_task
 
-    codec = load(args.checkpoint)
-    if _is_sequence(codec):
-        return _eval_sequence(codec, args)
-    data = _load_eval_data(args.data, codec.skeleton.name)
-    metrics, arrays = evaluate(codec, data)
+    codec, task = load_with_task(args.checkpoint)
+    metrics = task.evaluate_file(codec, args.data, visualize=args.visualize, pck_threshold=args.pck_threshold,
+                                 num_quantizers=args.num_quantizers, animation=args.animation)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
-    if args.visualize:
-        from .viz import save_codebook_usage, save_error_per_joint, save_reconstruction_grid
-
-        out = Path(args.visualize)
-        save_reconstruction_grid(out / "reconstructions.png", data.keypoints, arrays["recon"], codec.skeleton,
-                                 boxes=data.boxes)
-        save_codebook_usage(out / "codebook_usage.png", arrays["tokens"], codec.codebook_size)
-        save_error_per_joint(out / "error_per_joint.png", arrays["errors"], codec.skeleton)
-    if args.json:
-        write_json(args.json, metrics)
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-def _eval_sequence(codec, args: argparse.Namespace) -> int:
-    from .io import write_json
-    from .tasks.sequence import evaluate_sequence
-
-    metrics, arrays = evaluate_sequence(codec, args.data, pck_threshold=args.pck_threshold,
-                                        num_quantizers=args.num_quantizers)
-    metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
-    if args.visualize:
-        from .tasks.sequence import save_sequence_figures
-
-        metrics["figures"] = [str(p) for p in save_sequence_figures(Path(args.visualize), codec, metrics, arrays,
-                                                                    animation=args.animation)]
     if args.json:
         write_json(args.json, metrics)
     print(json.dumps(metrics, indent=2))
@@ -81,58 +40,18 @@ def _eval_sequence(codec, args: argparse.Namespace) -> int:
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from . import load
-    from .data.tokens import save_tokens
+    from .tasks import load_with_task
 
-    codec = load(args.checkpoint)
-    if _is_sequence(codec):
-        return _tokenize_sequence(codec, args)
-    data = _load_eval_data(args.annotations, codec.skeleton.name)
-    tokens = codec.encode(data.keypoints, data.boxes)
-    save_tokens(args.output, tokens, data.boxes, data.image_ids, data.ann_ids, codec.skeleton.name,
-                codec.codebook_size, list(data.images.values()))
-    print(f"{len(tokens)} people -> {tokens.shape[1]} tokens each ({codec.codebook_size} codes): {args.output}")
-    return 0
-
-
-def _tokenize_sequence(codec, args: argparse.Namespace) -> int:
-    from .data.sequences import load_sequence
-    from .data.tokens import save_sequence_tokens
-
-    seq = load_sequence(args.annotations, codec.skeleton, codec.dims.keypoint_dim)
-    tokens, params = codec.encode(seq.poses, seq.mask, return_params=True, source=str(args.annotations))
-    save_sequence_tokens(args.output, tokens, params, codec.skeleton.name, codec.coords, codec.codebook_size,
-                         codec.num_quantizers, codec.length, source=str(args.annotations))
-    print(f"{seq.num_frames} frames -> {tokens.shape[0]} windows of {tokens.shape[1:]} tokens "
-          f"({codec.codebook_size} codes): {args.output}")
-    return 0
-
-
-def _detokenize_sequence(codec, args: argparse.Namespace) -> int:
-    from .data.sequences import save_sequence
-    from .data.tokens import load_sequence_tokens
-
-    tokens, params = load_sequence_tokens(args.tokens, codec.skeleton.name, codec.coords, codec.codebook_size,
-                                          codec.num_quantizers)
-    poses = codec.decode(tokens, params, num_quantizers=args.num_quantizers, with_confidence=True,
-                         source=str(args.tokens))
-    save_sequence(args.output, poses, params["mask"])
-    print(f"{len(poses)} frames decoded ({poses.shape[1]} keypoints, D = {poses.shape[2]}): {args.output}")
+    codec, task = load_with_task(args.checkpoint)
+    print(task.tokenize_file(codec, args.annotations, args.output))
     return 0
 
 
 def _cmd_detokenize(args: argparse.Namespace) -> int:
-    from . import load
-    from .data.coco import write_coco_results
-    from .data.tokens import load_tokens
+    from .tasks import load_with_task
 
-    codec = load(args.checkpoint)
-    if _is_sequence(codec):
-        return _detokenize_sequence(codec, args)
-    data = load_tokens(args.tokens, codec.num_tokens, codec.codebook_size, codec.skeleton.name)
-    poses = codec.decode(data["tokens"], data["boxes"])
-    write_coco_results(args.output, data["image_ids"], poses)
-    print(f"{len(poses)} people decoded: {args.output}")
+    codec, task = load_with_task(args.checkpoint)
+    print(task.detokenize_file(codec, args.tokens, args.output, num_quantizers=args.num_quantizers))
     return 0
 
 
@@ -218,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--visualize", metavar="DIR",
                    help="write figures here: reconstructions, per-keypoint error, codebook usage (PNG); for "
                         "sequences also a side-by-side animation and the rate-distortion curve")
-    s.add_argument("--animation", choices=("gif", "mp4"), default="gif", help="sequences: animation format")
-    s.add_argument("--pck-threshold", type=float, default=0.05,
-                   help="sequences: PCK threshold as a fraction of the person's box height")
+    s.add_argument("--animation", choices=("gif", "mp4"), help="sequences: animation format (default gif)")
+    s.add_argument("--pck-threshold", type=float,
+                   help="PCK threshold as a fraction of the person's box size (default 0.05)")
     s.add_argument("--num-quantizers", type=int, help="sequences: decode from the first q quantizers only")
     s.set_defaults(func=_cmd_eval)
 

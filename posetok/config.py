@@ -1,14 +1,22 @@
-"""Structured training configs (OmegaConf).
+"""Training configs: one dataclass schema per task, chosen by the top-level ``task`` key (OmegaConf).
 
-A config file is YAML checked against the schema below: unknown keys and wrong types are errors. A file may
-name parent files in ``_base_`` (a path or a list, relative to the file); parents merge first, the file on top,
-then ``key=value`` overrides from the command line. Model dimensions left empty (null) take the preset's value
-when the config is resolved, so the saved ``config.yaml`` holds every number the run used.
+A config file is YAML checked against its task's schema: unknown keys and wrong types are errors naming the file
+(or ``command line``) and the key. A file may name parent files in ``_base_`` (a path or a list, relative to the
+file); parents merge first, the file on top, then ``key=value`` overrides from the command line. Defaults live in
+the dataclasses below. Model sizes left empty (null) take the preset's value when the config is resolved, so the
+saved ``config.yaml`` holds every number the run used.
+
+Tasks (``task:``):
+
+* ``tokenizer``: the PCT pose tokenizer, :class:`TokenizerConfig`;
+* ``sequence``: the pose sequence tokenizer (ST-GCN + residual VQ), :class:`SequenceConfig`.
+
+``trainer.precision: auto`` (the default) is resolved when a run starts (:func:`resolve_precision`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +24,52 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .data.sequences import CENTERS, COORDS, coords_dims
 from .errors import PosetokError
-from .models.pct import PRESETS, preset_dims
+from .models.pct import PRESETS as PCT_PRESETS
+from .models.pct import preset_dims as pct_preset_dims
+from .models.sequence import PRESETS as SEQUENCE_PRESETS
+from .models.sequence import SequenceDims
+from .models.sequence import preset_dims as sequence_preset_dims
+from .skeletons import get_skeleton
+
+# ----------------------------------------------------------------------------------------------------------
+# Sections shared by every task
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 2000
+    max_time: float | None = None  # minutes
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    # auto: bf16-mixed on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else 32-true (resolve_precision)
+    precision: str = "auto"
+    log_every_n_steps: int = 25
+    val_every_n_steps: int = 500
+    seed: int = 0
+    progress_bar: bool = True
+    threads: int | None = None  # torch intra-op threads; None: all cores
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-2
+    weight_decay: float = 0.15
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 100
+    min_lr_ratio: float = 1e-3
+    # Steps during which the decoder reads continuous encoder features; the first quantized step then
+    # k-means-initialises the codebook on trained features instead of random ones.
+    vq_start_step: int = 500
+
+
+# ----------------------------------------------------------------------------------------------------------
+# task: tokenizer (PCT)
+# ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -96,35 +148,7 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
-    lr: float = 1e-2
-    weight_decay: float = 0.15
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    warmup_steps: int = 100
-    min_lr_ratio: float = 1e-3
-    # Steps during which the decoder reads continuous encoder features; the first quantized step then
-    # k-means-initialises the codebook on trained features instead of random ones.
-    vq_start_step: int = 500
-
-
-@dataclass
-class TrainerConfig:
-    max_steps: int = 2000
-    max_time: float | None = None  # minutes
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    log_every_n_steps: int = 25
-    val_every_n_steps: int = 500
-    seed: int = 0
-    progress_bar: bool = True
-    threads: int | None = None  # torch intra-op threads; None: all cores
-
-
-@dataclass
-class TrainConfig:
+class TokenizerConfig:
     task: str = "tokenizer"
     out: str = "runs/tokenizer"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -132,6 +156,182 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+#: The pose tokenizer's schema under its earlier name.
+TrainConfig = TokenizerConfig
+
+
+def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
+    """Fill the model's empty dimensions from its preset and check the values that have a fixed set."""
+    m = cfg.model
+    if m.kind != "pct":
+        raise PosetokError(f"{source}: field 'model.kind': unknown model kind '{m.kind}' (known: pct)")
+    if m.preset not in PCT_PRESETS:
+        raise PosetokError(f"{source}: field 'model.preset': unknown preset '{m.preset}' "
+                           f"(known: {', '.join(PCT_PRESETS)})")
+    if len(m.input_size) != 2 or min(m.input_size) <= 0:
+        raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] > 0")
+    overrides = {s: OmegaConf.to_container(m[s]) for s in ("encoder", "decoder", "codebook")}
+    dims = pct_preset_dims(m.preset, overrides).to_dict()  # type: ignore[arg-type]
+    for section, values in dims.items():
+        for key, value in values.items():
+            m[section][key] = value
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------------------
+# task: sequence
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SequenceModelConfig:
+    """The sequence tokenizer's model section: ``kind``, ``preset``, ``skeleton``, ``coords`` (``2d``,
+    ``2d+conf``, ``3d``), ``center`` (root-centring per ``frame`` or per ``window``, see
+    :mod:`posetok.data.sequences`), and every :class:`~posetok.models.sequence.SequenceDims` field (null: the
+    preset's value; ``num_keypoints``, ``keypoint_dim`` and ``has_confidence`` follow from skeleton and coords)."""
+
+    kind: str = "sequence"
+    preset: str = "small"
+    skeleton: str = "coco17"
+    coords: str = "2d+conf"
+    center: str = "frame"
+    num_keypoints: int | None = None
+    keypoint_dim: int | None = None
+    has_confidence: bool | None = None
+    sequence_length: int | None = None
+    hidden_dim: int | None = None
+    num_layers: int | None = None
+    temporal_kernel: int | None = None
+    temporal_downsample: int | None = None
+    joint_dim: int | None = None
+    token_dim: int | None = None
+    num_quantizers: int | None = None
+    codebook_size: int | None = None
+    ema_decay: float | None = None
+    kmeans_init: bool | None = None
+    kmeans_iters: int | None = None
+    dead_code_threshold: float | None = None
+    quantize_dropout: bool | None = None
+    quantize_dropout_cutoff_index: int | None = None
+    commitment_weight: float | None = None
+    dropout: float | None = None
+    graph_strategy: str | None = None
+    joint_groups: Any = None  # "parts", "single" or lists of joint indices
+
+
+@dataclass
+class SequenceDataConfig:
+    root: str | None = None  # a folder with train/ and val/ of .npz sequences; None: synthetic motion
+    synthetic_train: int = 512
+    synthetic_val: int = 64
+    synthetic_length: int = 128
+    real_sample: bool = False  # add the bundled real track to the training set
+    real_sample_repeat: int = 8
+    stride: int | None = None  # training window stride; None: sequence_length // 2
+    min_conf: float = 0.3
+    batch_size: int = 32
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass
+class SequenceLossConfig:
+    recon: float = 1.0
+    velocity: float = 0.1
+    bone: float = 0.1
+    commit: float = 1.0
+    kind: str = "l1"  # l1 | smooth_l1
+    beta: float = 0.05
+    conf_threshold: float = 0.0
+
+
+@dataclass
+class SequenceOptimConfig(OptimConfig):
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    min_lr_ratio: float = 0.01
+    vq_start_step: int = 300
+
+
+@dataclass
+class SequenceTrainerConfig(TrainerConfig):
+    max_steps: int = 3000
+
+
+@dataclass
+class SequenceConfig:
+    task: str = "sequence"
+    out: str = "runs/sequence"
+    model: SequenceModelConfig = field(default_factory=SequenceModelConfig)
+    data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
+    loss: SequenceLossConfig = field(default_factory=SequenceLossConfig)
+    optim: SequenceOptimConfig = field(default_factory=SequenceOptimConfig)
+    trainer: SequenceTrainerConfig = field(default_factory=SequenceTrainerConfig)
+
+
+_DIMS_FIELDS = tuple(f.name for f in fields(SequenceDims))
+_DERIVED = ("num_keypoints", "keypoint_dim", "has_confidence", "skeleton")
+
+
+def resolve_sequence(cfg: DictConfig, source: str = "config") -> DictConfig:
+    """Fill the model's empty sizes from its preset; check preset, coords, centre, skeleton and the sizes that
+    follow from skeleton and coords."""
+    m = cfg.model
+    if m.preset not in SEQUENCE_PRESETS:
+        raise PosetokError(f"{source}: field 'model.preset': unknown preset '{m.preset}' "
+                           f"(known: {', '.join(SEQUENCE_PRESETS)})")
+    if m.coords not in COORDS:
+        raise PosetokError(f"{source}: field 'model.coords': unknown coords '{m.coords}' (known: {', '.join(COORDS)})")
+    if m.center not in CENTERS:
+        raise PosetokError(f"{source}: field 'model.center': unknown center '{m.center}' "
+                           f"(known: {', '.join(CENTERS)})")
+    try:
+        sk = get_skeleton(m.skeleton)
+    except (KeyError, PosetokError) as e:
+        raise PosetokError(f"{source}: field 'model.skeleton': {e}") from None
+    derived = {"num_keypoints": sk.num_joints, "keypoint_dim": coords_dims(m.coords),
+               "has_confidence": m.coords == "2d+conf"}
+    for key, value in derived.items():
+        if m[key] is not None and m[key] != value:
+            raise PosetokError(f"{source}: field 'model.{key}': {m[key]} contradicts skeleton '{sk.name}' and "
+                               f"coords '{m.coords}' ({value})")
+    given = OmegaConf.to_container(m)
+    overrides = {k: given[k] for k in _DIMS_FIELDS if k not in _DERIVED}  # type: ignore[index]
+    dims = sequence_preset_dims(m.preset, {**overrides, **derived, "skeleton": sk.name})
+    try:
+        dims.validate()
+    except ValueError as e:
+        raise PosetokError(f"{source}: field 'model': {e}") from None
+    for key, value in dims.to_dict().items():
+        if key != "skeleton":
+            m[key] = value
+    return cfg
+
+
+def sequence_dims(cfg: Any) -> SequenceDims:
+    """The :class:`~posetok.models.sequence.SequenceDims` of a resolved sequence config's ``model`` section."""
+    m = cfg["model"]
+    return SequenceDims.from_dict({k: (m[k] if k != "joint_groups" else _plain(m[k])) for k in _DIMS_FIELDS})
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The mechanism
+# ----------------------------------------------------------------------------------------------------------
+
+#: Config ``task`` -> (schema, resolver). The resolver fills preset values and checks fixed sets of values.
+SCHEMAS: dict[str, tuple[type, Any]] = {
+    "tokenizer": (TokenizerConfig, resolve_tokenizer),
+    "sequence": (SequenceConfig, resolve_sequence),
+}
+#: Config ``task`` values.
+TASKS = tuple(SCHEMAS)
 
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -173,14 +373,47 @@ def _merge_checked(schema: DictConfig, data: Any, source: str) -> DictConfig:
         raise PosetokError(f"{source}: field '{key}': {msg}") from None
 
 
+def _check_task(task: Any, source: str) -> str:
+    if task not in SCHEMAS:
+        raise PosetokError(f"{source}: field 'task': unknown task {task!r} (known: {', '.join(TASKS)})")
+    return task
+
+
+def schema(task: str) -> DictConfig:
+    """The defaults of a task's config, closed to unknown keys."""
+    return OmegaConf.structured(SCHEMAS[_check_task(task, "config")][0])
+
+
+def resolve(cfg: DictConfig, source: str = "config") -> DictConfig:
+    """Check a config merged over its schema and fill what follows from presets (the task's resolver)."""
+    cfg = SCHEMAS[_check_task(cfg.task, source)][1](cfg, source)
+    if cfg.data.batch_size <= 0:
+        raise PosetokError(f"{source}: field 'data.batch_size': must be positive")
+    return cfg
+
+
+def build_config(task: str, data: dict[str, Any] | DictConfig | None = None, source: str = "config"
+                 ) -> DictConfig:
+    """``data`` (a plain dict or a config, possibly partial) merged over ``task``'s schema, checked and resolved.
+
+    The Python API's way to make a config: ``build_config("sequence", {"model": {"preset": "small"}})``.
+    A resolved config passes through unchanged.
+    """
+    data = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
+    given = data.get("task", task)
+    if given != task:
+        raise PosetokError(f"{source}: field 'task': expected '{task}', got {given!r}")
+    return resolve(_merge_checked(schema(task), data, source), source)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
     """Load a config file (or the defaults when ``path`` is None), apply ``key=value`` overrides, resolve.
 
-    The top-level ``task`` picks the schema: ``tokenizer`` (default, the pose tokenizer, :class:`TrainConfig`)
-    or ``sequence`` (the pose sequence tokenizer, :data:`posetok.tasks.sequence.DEFAULTS`).
+    The top-level ``task`` picks the schema (:data:`SCHEMAS`; default ``tokenizer``); a ``task=...`` override
+    on the command line picks it too.
 
     Raises :class:`PosetokError` naming the file (or ``command line``) and the key for unknown keys, wrong
-    types, malformed YAML or an unknown preset.
+    types, malformed YAML or an unknown task or preset.
     """
     data = _read_yaml(Path(path)) if path is not None else {}
     source = "defaults" if path is None else str(path)
@@ -193,57 +426,35 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             dot = OmegaConf.from_dotlist(list(overrides))
         except OmegaConfBaseException as e:
             raise PosetokError(f"command line: {str(e).splitlines()[0]}") from None
-    task = dot.get("task") if dot is not None and "task" in dot else data.get("task", "tokenizer")
-    if task not in TASKS:
-        where = "command line" if dot is not None and "task" in dot else source
-        raise PosetokError(f"{where}: field 'task': unknown task {task!r} (known: {', '.join(TASKS)})")
-    cfg = _schema(task)
+    on_line = dot is not None and "task" in dot
+    task = _check_task(dot.get("task") if on_line else data.get("task", "tokenizer"),  # type: ignore[union-attr]
+                       "command line" if on_line else source)
+    cfg = schema(task)
     if path is not None:
         cfg = _merge_checked(cfg, data, source)
     if dot is not None:
         cfg = _merge_checked(cfg, dot, "command line")
-    if task == "sequence":
-        from .tasks.sequence import resolve_sequence_config
-
-        return OmegaConf.create(resolve_sequence_config(cfg, source))
-    return resolve_config(cfg, source)
-
-
-#: Config ``task`` values: the pose (PCT) tokenizer and the pose sequence tokenizer.
-TASKS = ("tokenizer", "sequence")
-
-
-def _schema(task: str) -> DictConfig:
-    """The defaults of a task, closed to unknown keys."""
-    if task == "sequence":
-        from .tasks.sequence import DEFAULTS
-
-        # A plain dict schema (the model's sizes come from a dataclass with many optional fields); struct mode
-        # still rejects unknown keys, and resolve_sequence_config checks the values.
-        schema = OmegaConf.create(DEFAULTS)
-        OmegaConf.set_struct(schema, True)
-        return schema
-    return OmegaConf.structured(TrainConfig)
+    return resolve(cfg, "command line" if dot is not None and path is None else source)
 
 
 def resolve_config(cfg: DictConfig, source: str = "config") -> DictConfig:
-    """Fill the model's empty dimensions from its preset and check the values that have a fixed set."""
-    m = cfg.model
-    if m.kind != "pct":
-        raise PosetokError(f"{source}: field 'model.kind': unknown model kind '{m.kind}' (known: pct)")
-    if m.preset not in PRESETS:
-        raise PosetokError(f"{source}: field 'model.preset': unknown preset '{m.preset}' "
-                           f"(known: {', '.join(PRESETS)})")
-    if len(m.input_size) != 2 or min(m.input_size) <= 0:
-        raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] > 0")
-    overrides = {s: OmegaConf.to_container(m[s]) for s in ("encoder", "decoder", "codebook")}
-    dims = preset_dims(m.preset, overrides).to_dict()  # type: ignore[arg-type]
-    for section, values in dims.items():
-        for key, value in values.items():
-            m[section][key] = value
-    if cfg.data.batch_size <= 0:
-        raise PosetokError(f"{source}: field 'data.batch_size': must be positive")
-    return cfg
+    """:func:`resolve` under its earlier name."""
+    return resolve(cfg, source)
+
+
+def resolve_precision(cfg: DictConfig) -> str:
+    """Turn ``trainer.precision: auto`` into what this machine runs best (in place); returns the precision.
+
+    ``auto`` becomes ``bf16-mixed`` on GPUs (when the accelerator allows them) and on CPUs with native bf16
+    (AVX512-BF16 or AMX), else ``32-true``: on an AVX2-only CPU bf16 is emulated and several times slower than fp32.
+    Any other value is kept as it is.
+    """
+    from .perf import default_precision
+
+    t = cfg.trainer
+    if t.precision == "auto":
+        t.precision = default_precision(t.accelerator)
+    return t.precision
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

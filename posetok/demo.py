@@ -10,13 +10,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .checkpoint import load
 from .config import load_config
 from .data.coco import load_coco_keypoints
 from .data.synthetic import synthetic_coco
 from .io import write_json
 from .perf import default_precision, use_all_cores
-from .tasks.runner import evaluate, train
+from .tasks import load
+from .tasks.tokenizer import evaluate, train
 
 ASSETS = Path(__file__).parent / "assets"
 REAL_SAMPLE = ASSETS / "real_sample" / "coco17_sports2d.json"

@@ -23,7 +23,7 @@ Encoder: ``poses`` float32 ``(B, T, N, D)``, ``mask`` bool ``(B, T)`` (True: the
 Decoder: ``tokens`` int64 ``(B, T', G, Q)`` (``-1``: no code) -> ``poses`` float32 ``(B, T, N, Dc)``, the
 coordinate channels only (``Dc = D - 1`` for ``"2d+conf"`` checkpoints).
 
-Normalisation contract: ``poses`` are *normalised windows*, as :class:`~posetok.tasks.sequence.SequenceCodec`
+Normalisation contract: ``poses`` are *normalised windows*, as :class:`~posetok.codecs.sequence.SequenceCodec`
 feeds its encoder, never the file's pixels or metres. Every window is root-centred (per frame or per window, the
 checkpoint's ``normalizer.center``) and divided by its torso size, by the rule documented in
 :mod:`posetok.data.sequences` (:class:`~posetok.data.sequences.SequenceNormalizer`, with the checkpoint's
@@ -50,17 +50,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .checkpoint import load
 from .codecs.pct import PCTCodec
 from .errors import PosetokError
 from .io import atomic_path
 from .models.stgcn import STGCNBlock
 
 if TYPE_CHECKING:
+    from .codecs.sequence import SequenceCodec
     from .data.sequences import SequenceNormalizer
     from .models.sequence import SequenceTokenEncoder
     from .skeletons import Skeleton
-    from .tasks.sequence import SequenceCodec
 
 FORMATS = ("onnx", "torchscript")
 #: ONNX input/output names and dynamic axes of the sequence tokenizer's two graphs.
@@ -240,9 +239,18 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
     """
     if fmt not in FORMATS:
         raise PosetokError(f"--format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
-    codec = load(checkpoint)
-    if not isinstance(codec, PCTCodec):
-        return _export_sequence(codec, fmt, output, 16 if check_batch is None else check_batch)
+    from .tasks import load_with_task
+
+    codec, task = load_with_task(checkpoint)
+    exporter = EXPORTERS.get(task.KIND.name)
+    if exporter is None:
+        raise PosetokError(f"{checkpoint}: field 'kind': export of '{task.KIND.name}' checkpoints is not supported "
+                           f"(supported: {', '.join(EXPORTERS)})")
+    return exporter(codec, fmt, output, check_batch)
+
+
+def _export_pct(codec: PCTCodec, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
+    """:func:`export_tokenizer` for a pose (PCT) checkpoint: traced at 8 poses, checked with ``check_batch``."""
     check_batch = 64 if check_batch is None else check_batch
     encoder = codec.model.inference_encoder()
     encoder.chunk_size = 0  # one pass: the chunk loop is a CPU cache optimisation, not part of the graph
@@ -274,9 +282,11 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
     }
 
 
-def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_batch: int) -> dict[str, Any]:
+def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_batch: int | None
+                     ) -> dict[str, Any]:
     """:func:`export_tokenizer` for a sequence checkpoint: traced at 4 windows of ``L`` frames, checked with
-    ``check_batch`` windows of ``L`` and of ``2 L`` frames."""
+    ``check_batch`` (default 16) windows of ``L`` and of ``2 L`` frames."""
+    check_batch = 16 if check_batch is None else check_batch
     encoder, decoder = codec.encoder, codec.decoder()
     length = codec.length
     poses, mask = sequence_inputs(codec.skeleton, codec.coords, codec.normalizer, 4, length, seed=1)
@@ -327,3 +337,7 @@ def _export_sequence(codec: SequenceCodec, fmt: str, output: str | Path, check_b
         "normalizer": {"center": codec.normalizer.center, "min_conf": codec.normalizer.min_conf},
         "inputs": {"encoder": SEQUENCE_ENCODER_IO[0], "decoder": SEQUENCE_DECODER_IO[0]},
     }
+
+
+#: Checkpoint kind -> its exporter.
+EXPORTERS = {"pct": _export_pct, "sequence": _export_sequence}

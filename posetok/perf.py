@@ -46,6 +46,20 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def default_precision() -> str:
-    """``bf16-mixed`` on GPUs and on CPUs with native bf16, else ``32-true``."""
-    return "bf16-mixed" if torch.cuda.is_available() or cpu_supports_bf16() else "32-true"
+def default_precision(accelerator: str = "auto") -> str:
+    """The training precision this machine runs best for a Lightning ``accelerator`` setting.
+
+    ``bf16-mixed`` where the run lands on a GPU with bf16 (Ampere and newer) or on a CPU with native bf16
+    (AVX512-BF16 or AMX); ``32-true`` elsewhere: an AVX2-only CPU emulates bf16 several times slower than fp32.
+    """
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_supports_bf16() else "32-true"
+
+
+def precision_reason(precision: str, accelerator: str = "auto") -> str:
+    """A few words on why :func:`default_precision` chose ``precision`` here, for the training log."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    return "CPU with native bf16" if precision == "bf16-mixed" else "CPU without native bf16 (AVX512-BF16/AMX)"

@@ -38,7 +38,7 @@ def tiny_config(out: Path, *extra: str):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """pct_small trained for 300 steps on synthetic people (150 before quantizing); returns the run folder."""
-    from posetok.tasks.runner import train
+    from posetok.tasks.tokenizer import train
 
     torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("run")
@@ -70,11 +70,11 @@ def tiny_sequence(out: Path, **trainer) -> dict:
 def sequence_run(tmp_path_factory) -> Path:
     """A tiny sequence tokenizer (COCO-17, x, y, conf; centred per frame) trained for 60 steps (quantizing from
     25) on synthetic motion and the bundled real track; returns the run folder."""
-    from posetok.tasks.sequence import train_sequence
+    from posetok.tasks.sequence import train
 
     threads = torch.get_num_threads()
     out = tmp_path_factory.mktemp("seqrun")
-    train_sequence(tiny_sequence(out))
+    train(tiny_sequence(out))
     torch.set_num_threads(threads)
     return out
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from posetok.config import load_config  # noqa: E402
-from posetok.tasks.runner import train  # noqa: E402
+from posetok.tasks import train  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 

@@ -102,3 +102,14 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"posetok eval: error: {tmp_path / 'missing.ckpt'}: "
                                                 "checkpoint not found"]
     assert "Traceback" not in proc.stderr
+
+
+def test_commands_find_the_task_by_checkpoint_kind(tmp_path, capsys, tiny_ckpt):
+    # --pck-threshold reaches the pose tokenizer's evaluation; sequence-only flags are refused in one line.
+    code, stdout, _ = run(capsys, "eval", tiny_ckpt, "--data", REAL_SAMPLE, "--pck-threshold", 0.1)
+    assert code == 0 and "pck_0.1" in json.loads(stdout)
+    for flag, value in (("--num-quantizers", 2), ("--animation", "mp4")):
+        code, stdout, err = run(capsys, "eval", tiny_ckpt, "--data", REAL_SAMPLE, flag, value)
+        assert code == 2 and stdout == ""
+        assert err == f"posetok eval: error: {flag}: applies to sequence tokenizers only; this checkpoint is a " \
+                      "pose (PCT) tokenizer\n"

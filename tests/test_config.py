@@ -77,3 +77,59 @@ def test_unknown_preset_and_bad_yaml_and_cycle(tmp_path):
         load_config(tmp_path / "a.yaml")
     with pytest.raises(PosetokError, match=r"missing\.yaml: cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_sequence_schema_is_a_dataclass_with_the_same_errors(tmp_path):
+    cfg = load_config(ROOT / "configs/sequence/small.yaml")
+    assert cfg.task == "sequence" and cfg.model.num_keypoints == 17 and cfg.model.hidden_dim == 64
+    assert cfg.data.real_sample is True and cfg.optim.lr == 2e-3
+    defaults = load_config(None, ["task=sequence"])
+    assert defaults.trainer.max_steps == 3000 and defaults.model.preset == "small" and defaults.loss.kind == "l1"
+    f = tmp_path / "seq.yaml"
+    f.write_text("task: sequence\nmodel:\n  hiden_dim: 3\n")
+    with pytest.raises(PosetokError, match=r"seq\.yaml: field 'model\.hiden_dim': unknown key"):
+        load_config(f)
+    with pytest.raises(PosetokError, match=r"command line: field 'data\.batch_size'"):
+        load_config(None, ["task=sequence", "data.batch_size=lots"])
+    with pytest.raises(PosetokError, match=r"field 'task': unknown task 'lifter3d'"):
+        load_config(None, ["task=lifter3d"])
+
+
+def test_build_config_checks_the_task_and_passes_resolved_configs_through():
+    from posetok.config import build_config
+
+    cfg = build_config("sequence", {"model": {"preset": "small", "hidden_dim": 32}})
+    assert build_config("sequence", cfg) == cfg
+    with pytest.raises(PosetokError, match=r"field 'task': expected 'tokenizer', got 'sequence'"):
+        build_config("tokenizer", cfg)
+
+
+def test_every_shipped_recipe_picks_its_precision_from_the_machine():
+    recipes = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert len(recipes) >= 6
+    for path in recipes:
+        if not path.name.startswith("_"):
+            assert load_config(path).trainer.precision == "auto", path
+
+
+@pytest.mark.parametrize("gpu,bf16_gpu,bf16_cpu,accelerator,expected", [
+    (False, False, True, "auto", "bf16-mixed"),   # CPU with AVX512-BF16 / AMX
+    (False, False, False, "auto", "32-true"),     # AVX2-only CPU: bf16 would be emulated
+    (True, True, False, "auto", "bf16-mixed"),    # Ampere or newer
+    (True, False, False, "gpu", "32-true"),       # older GPU without bf16
+    (True, True, False, "cpu", "32-true"),        # GPU present, run forced onto an AVX2 CPU
+])
+def test_precision_auto_resolves_for_the_machine(monkeypatch, gpu, bf16_gpu, bf16_cpu, accelerator, expected):
+    import torch
+
+    from posetok import perf
+    from posetok.config import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_gpu)
+    monkeypatch.setattr(perf, "cpu_supports_bf16", lambda: bf16_cpu)
+    cfg = load_config(None, [f"trainer.accelerator={accelerator}"])
+    assert cfg.trainer.precision == "auto"
+    assert resolve_precision(cfg) == expected and cfg.trainer.precision == expected
+    fixed = load_config(None, ["trainer.precision=32-true"])
+    assert resolve_precision(fixed) == "32-true"

@@ -9,18 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from posetok.codecs.sequence import SequenceCodec, side_bits
+from posetok.config import build_config
 from posetok.errors import PosetokError
 from posetok.metrics.sequence import compression_ratio, quantization_error, quantizer_stats, sequence_metrics
 from posetok.tasks.sequence import (
     REAL_TRACK,
-    SequenceCodec,
     evaluate_sequence,
     load_sequence_tokenizer,
-    resolve_sequence_config,
     save_sequence_tokenizer,
     sequence_payload,
-    side_bits,
-    train_sequence,
+    train,
 )
 
 from .conftest import tiny_sequence
@@ -57,8 +56,8 @@ def test_training_writes_run_and_error_drops(run: Path, codec: SequenceCodec):
 
 
 def test_resume_continues_from_last_ckpt(tmp_path: Path):
-    train_sequence(tiny_sequence(tmp_path, max_steps=12, val_every_n_steps=6))
-    train_sequence(tiny_sequence(tmp_path, max_steps=20, val_every_n_steps=6))
+    train(tiny_sequence(tmp_path, max_steps=12, val_every_n_steps=6))
+    train(tiny_sequence(tmp_path, max_steps=20, val_every_n_steps=6))
     meta = load_sequence_tokenizer(tmp_path / "model.ckpt").info["meta"]
     assert meta["global_step"] == 20
 
@@ -71,12 +70,12 @@ def test_train_from_a_data_root(tmp_path: Path):
     cfg = tiny_sequence(tmp_path / "run", max_steps=6, val_every_n_steps=3)
     cfg["data"].update(root=str(root), real_sample=False)
     cfg["optim"]["vq_start_step"] = 3
-    path = train_sequence(cfg)
+    path = train(cfg)
     assert load_sequence_tokenizer(path).info["meta"]["global_step"] == 6
     (tmp_path / "empty" / "train").mkdir(parents=True)
     cfg["data"]["root"] = str(tmp_path / "empty")
     with pytest.raises(PosetokError, match="empty"):
-        train_sequence(cfg)
+        train(cfg)
 
 
 def test_save_load_gives_identical_tokens(run: Path, codec: SequenceCodec, real, tmp_path: Path):
@@ -217,15 +216,15 @@ def codec_path(codec: SequenceCodec) -> Path:
 
 
 def test_config_resolution():
-    cfg = resolve_sequence_config({"model": {"preset": "small", "coords": "3d", "skeleton": "h36m17"}})
+    cfg = build_config("sequence", {"model": {"preset": "small", "coords": "3d", "skeleton": "h36m17"}})
     m = cfg["model"]
     assert (m["num_keypoints"], m["keypoint_dim"], m["has_confidence"], m["hidden_dim"]) == (17, 3, False, 64)
     with pytest.raises(PosetokError, match="model.preset"):
-        resolve_sequence_config({"model": {"preset": "huge"}})
+        build_config("sequence", {"model": {"preset": "huge"}})
     with pytest.raises(PosetokError, match="model.coords"):
-        resolve_sequence_config({"model": {"coords": "4d"}})
+        build_config("sequence", {"model": {"coords": "4d"}})
     with pytest.raises(PosetokError, match="model.keypoint_dim"):
-        resolve_sequence_config({"model": {"coords": "2d", "keypoint_dim": 3}})
+        build_config("sequence", {"model": {"coords": "2d", "keypoint_dim": 3}})
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from posetok.data.coco import CocoKeypoints
 from posetok.data.synthetic import sample_poses
 from posetok.models.pct import PCTDims, PCTTokenizerModel
 from posetok.skeletons import COCO17
-from posetok.tasks.runner import evaluate, train
-from posetok.tasks.tokenizer import warmup_cosine
+from posetok.tasks.runner import warmup_cosine
+from posetok.tasks.tokenizer import evaluate, train
 
 from .conftest import tiny_config
 
@@ -76,3 +76,17 @@ def test_keep_freed_memory_on_glibc():
     assert isinstance(result, bool)
     if platform.libc_ver()[0] == "glibc":
         assert result
+
+
+def test_precision_auto_is_resolved_printed_and_saved(tmp_path, capsys, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from posetok import perf
+
+    monkeypatch.setattr(perf, "cpu_supports_bf16", lambda: False)  # as on an AVX2-only CPU
+    cfg = tiny_config(tmp_path, "trainer.precision=auto", "trainer.accelerator=cpu", "trainer.max_steps=2",
+                      "data.synthetic_train=256", "data.batch_size=64", "optim.vq_start_step=1")
+    train(cfg)
+    assert "trainer.precision: auto -> 32-true (CPU without native bf16" in capsys.readouterr().out
+    assert OmegaConf.load(tmp_path / "config.yaml").trainer.precision == "32-true"
+    assert torch.load(tmp_path / "model.ckpt", weights_only=True)["config"]["trainer"]["precision"] == "32-true"

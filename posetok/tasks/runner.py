@@ -1,62 +1,48 @@
-"""Running a tokenizer: training from a config, and evaluation of a checkpoint on a COCO file."""
+"""What every task's training shares: the run folder and the Lightning Trainer around it (:func:`fit_run`), the
+process layout under ``torchrun``, the learning-rate schedule, and a base Lightning module for quantizer models.
+
+No task lives here; each task module builds its datasets and its Lightning module and hands them to
+:func:`fit_run`.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..checkpoint import save_tokenizer, tokenizer_payload
-from ..codecs.pct import PCTCodec
-from ..config import save_config
-from ..data.coco import CocoKeypoints, load_coco_keypoints
-from ..data.transforms import KeypointAugment
-from ..errors import PosetokError
-from ..metrics import tokens as token_metrics
-from ..metrics.coco import coco_keypoint_eval, keypoint_gt
-from ..metrics.pck import bbox_size, keypoint_errors, pck
-from ..perf import keep_freed_memory
-from ..skeletons import Skeleton, get_skeleton
-from .tokenizer import CropTargets, TokenizerTask, make_loader
+from ..config import resolve_precision, save_config
+from ..perf import keep_freed_memory, precision_reason
 
 
-def load_poses(path: str | None, skeleton: Skeleton, synthetic: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints ``(N, K, 3)`` and boxes ``(N, 4)`` from a COCO file, or ``synthetic`` synthetic people."""
-    if path:
-        data = load_coco_keypoints(path, skeleton=skeleton.name)
-        return data.keypoints, data.boxes
-    from ..data.synthetic import sample_poses
+class ModelWriter(Protocol):
+    """Writes a run's ``model.ckpt`` once training has ended; returns its path."""
 
-    poses = sample_poses(synthetic, skeleton=skeleton.name, seed=seed)
-    return poses.keypoints, poses.boxes
+    def write(self, trainer: L.Trainer, task: Any) -> Path: ...
 
 
-def _threads(cfg: DictConfig) -> None:
-    if cfg.trainer.threads:
-        torch.set_num_threads(int(cfg.trainer.threads))
-
-
-class _WriteModel(L.Callback):
-    """Writes ``model.ckpt`` (weights plus everything needed to use them) at the end of training."""
-
-    def __init__(self, out: Path, cfg: DictConfig) -> None:
-        self.out = out
-        self.cfg = cfg
-
-    def write(self, trainer: L.Trainer, task: TokenizerTask) -> Path:
-        m = self.cfg.model
-        payload = tokenizer_payload(
-            task.model, m.skeleton, list(m.input_size), m.padding, OmegaConf.to_container(self.cfg),  # type: ignore
-            {"global_step": trainer.global_step, "train_time_s": round(task.train_time_s(), 1)})
-        return save_tokenizer(self.out / "model.ckpt", payload)
+def prepare_run(cfg: DictConfig) -> None:
+    """Process settings before a run: threads, the glibc heap, the seed, and ``trainer.precision: auto``
+    resolved for this machine (printed; saved in ``config.yaml``)."""
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(int(t.threads))
+    keep_freed_memory()
+    # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    if t.precision == "auto":
+        chosen = resolve_precision(cfg)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"trainer.precision: auto -> {chosen} ({precision_reason(chosen, t.accelerator)})", flush=True)
+    L.seed_everything(t.seed, workers=True, verbose=False)
 
 
 def launcher_layout(cfg: DictConfig) -> tuple[Any, int, str]:
@@ -80,56 +66,17 @@ def launcher_layout(cfg: DictConfig) -> tuple[Any, int, str]:
     return devices, num_nodes, strategy
 
 
-def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
-    """Train a tokenizer as ``cfg`` says; returns the path of ``model.ckpt``.
-
-    ``cfg.out`` receives ``config.yaml`` (resolved), ``last.ckpt`` (resume state, rewritten every
-    ``trainer.val_every_n_steps`` steps and at the end), ``model.ckpt`` and TensorBoard logs under ``tb/``.
-    If ``last.ckpt`` exists the run resumes from it. A config with ``task: sequence`` trains the pose sequence
-    tokenizer (:func:`posetok.tasks.sequence.train_sequence`).
-    """
-    if cfg.get("task") == "sequence":
-        from .sequence import train_sequence
-
-        return train_sequence(cfg, callbacks)
-    _threads(cfg)
-    keep_freed_memory()
-    # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    out = Path(cfg.out)
-    skeleton = get_skeleton(cfg.model.skeleton)
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    aspect = cfg.model.input_size[0] / cfg.model.input_size[1]
-    a = cfg.data.augment
-    augment = KeypointAugment(
-        skeleton, flip_prob=a.flip_prob, rot_deg=a.rot_deg, rot_prob=a.rot_prob,
-        scale_range=tuple(a.scale_range), shift_factor=a.shift_factor, shift_prob=a.shift_prob,
-        half_body_prob=a.half_body_prob) if a.enabled else None
-    train_kp, train_bx = load_poses(cfg.data.train, skeleton, cfg.data.synthetic_train, cfg.data.seed)
-    val_kp, val_bx = load_poses(cfg.data.val, skeleton, cfg.data.synthetic_val, cfg.data.seed + 1_000_003)
-    if len(train_kp) < cfg.data.batch_size:
-        raise PosetokError(f"{cfg.data.train or 'synthetic data'}: field 'annotations': {len(train_kp)} people, "
-                           f"fewer than one batch of data.batch_size={cfg.data.batch_size}")
-    train_loader = make_loader(
-        CropTargets(train_kp, train_bx, aspect, cfg.model.padding, augment, seed=cfg.data.seed),
-        cfg.data.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
-    val_loader = make_loader(CropTargets(val_kp, val_bx, aspect, cfg.model.padding), 1024, shuffle=False)
-
-    task = TokenizerTask(OmegaConf.to_container(cfg))  # type: ignore[arg-type]
-    return fit_run(cfg, task, train_loader, val_loader, _WriteModel(out, cfg), callbacks)
-
-
-def fit_run(cfg: DictConfig, task: L.LightningModule, train_loader: Any, val_loader: Any, writer: Any,
+def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader: Any, writer: ModelWriter,
             callbacks: list[L.Callback] | None = None) -> Path:
-    """Fit ``task`` and leave ``cfg.out`` as every tokenizer run does; returns the path of ``model.ckpt``.
+    """Fit ``task`` and leave ``cfg.out`` as every run does; returns the path of ``model.ckpt``.
 
-    The folder receives ``config.yaml``, ``last.ckpt`` (Lightning state, rewritten every
-    ``trainer.val_every_n_steps`` and at the end; an existing one is resumed from), ``model.ckpt`` (from
-    ``writer.write(trainer, task)``) and TensorBoard logs in ``tb/``. ``task`` needs ``quantizing`` (the
-    quantizer warm-up is over). Shared by the pose and the sequence tokenizer.
+    The folder receives ``config.yaml`` (resolved, with the precision actually used), ``last.ckpt`` (Lightning
+    state, rewritten every ``trainer.val_every_n_steps`` and at the end; an existing one is resumed from),
+    ``model.ckpt`` (from ``writer.write(trainer, task)``) and TensorBoard logs in ``tb/``.
     """
     out = Path(cfg.out)
     t = cfg.trainer
+    resolve_precision(cfg)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=out, filename="step{step}", save_top_k=0, save_last=True,
         every_n_train_steps=t.val_every_n_steps, save_on_train_epoch_end=False)
@@ -160,39 +107,71 @@ def fit_run(cfg: DictConfig, task: L.LightningModule, train_loader: Any, val_loa
     return out / "model.ckpt"
 
 
-def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tuple[dict[str, Any], dict]:
-    """Reconstruct every annotated person of ``data`` and score it.
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """LR multiplier: linear warm-up from ``min_ratio`` over ``warmup`` steps, then cosine to ``min_ratio``.
 
-    Returns the metrics and the arrays behind them (``tokens``, ``recon``, ``errors``). Reconstructions use
-    each annotation's box; OKS-AP scores them (pycocotools) against the same people's annotations (their
-    ``area``) with the skeleton's sigmas, and every labelled joint is scored (occluded ones included).
+    The cosine follows whichever bound of the run is nearer: the step count (``step / total``) or the
+    share of a time budget already spent (``time_fraction``), so a run stopped by ``trainer.max_time`` has
+    annealed by then instead of ending at a high learning rate.
     """
-    if data.skeleton.num_joints != codec.skeleton.num_joints:
-        raise PosetokError(f"{data.path}: field 'annotations[0].keypoints': {data.skeleton.num_joints} joints, "
-                           f"the checkpoint's skeleton '{codec.skeleton.name}' has {codec.skeleton.num_joints}")
-    t0 = time.perf_counter()
-    tokens = codec.encode(data.keypoints, data.boxes)
-    recon = codec.decode(tokens, data.boxes)
-    seconds = time.perf_counter() - t0
-    errors = keypoint_errors(recon, data.keypoints)
-    metrics: dict[str, Any] = {"num_people": len(data), "num_joints": codec.skeleton.num_joints}
-    if codec.skeleton.sigmas is not None:
-        results = [{"image_id": int(i), "category_id": 1, "score": 1.0,
-                    "keypoints": np.concatenate([r, np.ones((len(r), 1))], 1).ravel().tolist()}
-                   for i, r in zip(data.image_ids, recon)]
-        gt = keypoint_gt(data.keypoints, data.boxes, data.areas, data.image_ids)
-        metrics.update(coco_keypoint_eval(gt, results, codec.skeleton.sigmas))
-    v, m = codec.codebook_size, codec.num_tokens
-    metrics.update({
-        "mean_error_px": float(np.nanmean(errors)),
-        "median_error_px": float(np.nanmedian(errors)),
-        f"pck_{pck_thr:g}": pck(recon, data.keypoints, bbox_size(data.boxes), pck_thr),
-        "codebook_usage": token_metrics.codebook_usage(tokens, v),
-        "perplexity": token_metrics.perplexity(tokens, v),
-        "bits_per_pose": token_metrics.bits_per_pose(m, v),
-        "compression_ratio": token_metrics.compression_ratio(codec.skeleton.num_joints, m, v),
-        "num_tokens": m,
-        "codebook_size": v,
-        "poses_per_s": len(data) / max(seconds, 1e-9),
-    })
-    return metrics, {"tokens": tokens, "recon": recon, "errors": errors}
+    if step < warmup:
+        return min_ratio + (1.0 - min_ratio) * step / max(1, warmup)
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class QuantizerTask(L.LightningModule):
+    """Base of the tokenizer tasks: a network with a quantizer, trained with AdamW and :func:`warmup_cosine`.
+
+    It keeps the training time across resumes (``train_time_s``, ``time_fraction``, stored in ``last.ckpt``)
+    and the quantizer warm-up switch (``quantizing``: False before ``optim.vq_start_step``, when the decoder
+    reads continuous features). Subclasses build ``self.model`` in :meth:`configure_model` (after Lightning has
+    set up the process group, so the quantizer synchronises its EMA statistics under DDP) and define the steps.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg: DictConfig = OmegaConf.create(config)
+        self.model: torch.nn.Module | None = None
+        self._val: list[tuple[torch.Tensor, ...]] = []
+        self._time_before = 0.0  # training seconds of earlier sessions of this run (restored on resume)
+        self._session_start: float | None = None
+
+    def train_time_s(self) -> float:
+        """Seconds spent training this run, across resumes."""
+        now = time.monotonic()
+        return self._time_before + (now - self._session_start if self._session_start is not None else 0.0)
+
+    def time_fraction(self) -> float:
+        """Share of ``trainer.max_time`` already spent (0 without a time bound)."""
+        limit = self.cfg.trainer.max_time
+        return self.train_time_s() / (60.0 * limit) if limit else 0.0
+
+    def on_train_start(self) -> None:
+        self._session_start = time.monotonic()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["posetok_train_time_s"] = self.train_time_s()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
+
+    @property
+    def quantizing(self) -> bool:
+        """False during the quantizer warm-up (``optim.vq_start_step``), and for validation before it ends."""
+        return self.global_step >= self.cfg.optim.vq_start_step
+
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optim
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "norm" in name or "invisible_token" in name else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
+        total = int(self.trainer.max_steps) if self.trainer.max_steps > 0 else int(self.cfg.trainer.max_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio, self.time_fraction()))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,9 +1,21 @@
-"""Training the PCT pose tokenizer with Lightning."""
+"""Task ``tokenizer``: the PCT pose tokenizer. Its datasets, Lightning module, training, evaluation, checkpoint
+kind and the commands on files.
+
+``model.ckpt`` of kind ``pct`` (:mod:`posetok.checkpoint` envelope)::
+
+    format: "posetok.tokenizer"   format_version: 1   kind: "pct"
+    skeleton: "coco17"   num_joints: 17
+    dims: {encoder: {...}, decoder: {...}, codebook: {...}}
+    codec: {input_size: [w, h], padding: 1.25}
+    state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version}
+
+A Lightning ``last.ckpt`` of a tokenizer run loads too: its hyper-parameters hold the config.
+"""
 
 from __future__ import annotations
 
-import math
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -13,11 +25,25 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from .. import checkpoint
 from ..codecs.crop import box_to_center_scale, to_crop
+from ..codecs.pct import PCTCodec
+from ..config import build_config
+from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..data.transforms import KeypointAugment
-from ..metrics.tokens import codebook_usage, perplexity
+from ..errors import PosetokError
+from ..metrics import tokens as token_metrics
+from ..metrics.coco import coco_keypoint_eval, keypoint_gt
+from ..metrics.pck import bbox_size, keypoint_errors, pck
 from ..models.pct import PCTDims, PCTTokenizerModel
 from ..skeletons import Skeleton, get_skeleton
+from .runner import QuantizerTask, fit_run, prepare_run
+
+TASK = "tokenizer"
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------
 
 
 class CropTargets(Dataset):
@@ -69,64 +95,61 @@ def _keep_batch(batch: Any) -> Any:
     return batch
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
-    """LR multiplier: linear warm-up from ``min_ratio`` over ``warmup`` steps, then cosine to ``min_ratio``.
-
-    The cosine follows whichever bound of the run is nearer: the step count (``step / total``) or the
-    share of a time budget already spent (``time_fraction``), so a run stopped by ``trainer.max_time`` has
-    annealed by then instead of ending at a high learning rate.
-    """
-    if step < warmup:
-        return min_ratio + (1.0 - min_ratio) * step / max(1, warmup)
-    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def make_loader(dataset: CropTargets, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
+    """A DataLoader that fetches whole batches through :meth:`CropTargets.__getitems__`."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      collate_fn=_keep_batch, drop_last=shuffle, persistent_workers=num_workers > 0)
 
 
-class TokenizerTask(L.LightningModule):
-    """Trains :class:`PCTTokenizerModel`: Smooth-L1 on labelled joints plus the VQ commitment loss.
+def load_poses(path: str | None, skeleton: Skeleton, synthetic: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints ``(N, K, 3)`` and boxes ``(N, 4)`` from a COCO file, or ``synthetic`` synthetic people."""
+    if path:
+        data = load_coco_keypoints(path, skeleton=skeleton.name)
+        return data.keypoints, data.boxes
+    from ..data.synthetic import sample_poses
 
-    The network is built in :meth:`configure_model`, after Lightning has set up the process group, so the
-    quantizer synchronises its codebook EMA statistics and k-means init across ranks under DDP.
-    """
+    poses = sample_poses(synthetic, skeleton=skeleton.name, seed=seed)
+    return poses.keypoints, poses.boxes
+
+
+def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+    """Training (augmented, shuffled) and validation loaders of a resolved config."""
+    skeleton = get_skeleton(cfg.model.skeleton)
+    aspect = cfg.model.input_size[0] / cfg.model.input_size[1]
+    a = cfg.data.augment
+    augment = KeypointAugment(
+        skeleton, flip_prob=a.flip_prob, rot_deg=a.rot_deg, rot_prob=a.rot_prob,
+        scale_range=tuple(a.scale_range), shift_factor=a.shift_factor, shift_prob=a.shift_prob,
+        half_body_prob=a.half_body_prob) if a.enabled else None
+    train_kp, train_bx = load_poses(cfg.data.train, skeleton, cfg.data.synthetic_train, cfg.data.seed)
+    val_kp, val_bx = load_poses(cfg.data.val, skeleton, cfg.data.synthetic_val, cfg.data.seed + 1_000_003)
+    if len(train_kp) < cfg.data.batch_size:
+        raise PosetokError(f"{cfg.data.train or 'synthetic data'}: field 'annotations': {len(train_kp)} people, "
+                           f"fewer than one batch of data.batch_size={cfg.data.batch_size}")
+    train_loader = make_loader(
+        CropTargets(train_kp, train_bx, aspect, cfg.model.padding, augment, seed=cfg.data.seed),
+        cfg.data.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
+    val_loader = make_loader(CropTargets(val_kp, val_bx, aspect, cfg.model.padding), 1024, shuffle=False)
+    return train_loader, val_loader
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lightning module
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TokenizerTask(QuantizerTask):
+    """Trains :class:`PCTTokenizerModel`: Smooth-L1 on labelled joints plus the VQ commitment loss."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg: DictConfig = OmegaConf.create(config)
+        super().__init__(config)
         self.skeleton: Skeleton = get_skeleton(self.cfg.model.skeleton)
         self.model: PCTTokenizerModel | None = None
-        self._val: list[tuple[torch.Tensor, ...]] = []
-        self._time_before = 0.0  # training seconds of earlier sessions of this run (restored on resume)
-        self._session_start: float | None = None
-
-    def train_time_s(self) -> float:
-        """Seconds spent training this run, across resumes."""
-        now = time.monotonic()
-        return self._time_before + (now - self._session_start if self._session_start is not None else 0.0)
-
-    def time_fraction(self) -> float:
-        """Share of ``trainer.max_time`` already spent (0 without a time bound)."""
-        limit = self.cfg.trainer.max_time
-        return self.train_time_s() / (60.0 * limit) if limit else 0.0
-
-    def on_train_start(self) -> None:
-        self._session_start = time.monotonic()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["posetok_train_time_s"] = self.train_time_s()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
 
     def configure_model(self) -> None:
         if self.model is None:
             dims = PCTDims.from_dict(OmegaConf.to_container(self.cfg.model))  # type: ignore[arg-type]
             self.model = PCTTokenizerModel(self.skeleton.num_joints, dims)
-
-    @property
-    def quantizing(self) -> bool:
-        """False during the quantizer warm-up (``optim.vq_start_step``), and for validation before it ends."""
-        return self.global_step >= self.cfg.optim.vq_start_step
 
     @property
     def crop_px(self) -> float:
@@ -169,25 +192,182 @@ class TokenizerTask(L.LightningModule):
         if self.quantizing:
             tok = tokens.cpu().numpy()
             v = self.model.codebook_size  # type: ignore[union-attr]
-            self.log_dict({"val/code_usage": codebook_usage(tok, v), "val/perplexity": perplexity(tok, v)},
-                          sync_dist=True)
-
-    def configure_optimizers(self) -> Any:
-        o = self.cfg.optim
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            (no_decay if p.ndim < 2 or "norm" in name or "invisible_token" in name else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
-        total = int(self.trainer.max_steps) if self.trainer.max_steps > 0 else int(self.cfg.trainer.max_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio, self.time_fraction()))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+            self.log_dict({"val/code_usage": token_metrics.codebook_usage(tok, v),
+                           "val/perplexity": token_metrics.perplexity(tok, v)}, sync_dist=True)
 
 
-def make_loader(dataset: CropTargets, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
-    """A DataLoader that fetches whole batches through :meth:`CropTargets.__getitems__`."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      collate_fn=_keep_batch, drop_last=shuffle, persistent_workers=num_workers > 0)
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoint kind
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _build(path: Path, payload: dict[str, Any], batch_size: int | None) -> PCTCodec:
+    try:
+        skeleton = get_skeleton(payload["skeleton"])
+        model = PCTTokenizerModel(skeleton.num_joints, PCTDims.from_dict(payload["dims"]))
+        model.load_state_dict(payload["state_dict"])
+    except PosetokError as e:
+        raise PosetokError(f"{path}: field 'skeleton': {e}") from None
+    except (RuntimeError, TypeError, KeyError) as e:
+        raise checkpoint.state_dict_error(path, e) from None
+    model.eval()
+    return PCTCodec(model, skeleton, tuple(payload["codec"]["input_size"]), payload["codec"]["padding"],
+                    batch_size=batch_size or 4096)
+
+
+def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    cfg = checkpoint.lightning_config(path, obj)
+    m = cfg["model"]
+    return {
+        "format": KIND.format, "format_version": KIND.format_version, "kind": m["kind"], "skeleton": m["skeleton"],
+        "num_joints": get_skeleton(m["skeleton"]).num_joints,
+        "dims": {s: m[s] for s in ("encoder", "decoder", "codebook")},
+        "codec": {"input_size": m["input_size"], "padding": m["padding"]},
+        "state_dict": checkpoint.lightning_weights(obj), "config": cfg, "meta": {"global_step": obj.get("global_step")},
+    }
+
+
+KIND = checkpoint.register(checkpoint.CheckpointKind(
+    name="pct", task=TASK, format="posetok.tokenizer", format_version=1,
+    fields=("skeleton", "dims", "codec"), build=_build, from_lightning=_from_lightning))
+
+
+def tokenizer_payload(model: PCTTokenizerModel, skeleton: str, input_size: list[int], padding: float,
+                      config: dict[str, Any] | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``model.ckpt`` dict for ``model`` (layout in the module docstring)."""
+    return checkpoint.envelope(
+        KIND, model.state_dict(), config, meta, skeleton=skeleton, num_joints=model.num_joints,
+        dims=model.dims.to_dict(), codec={"input_size": [int(v) for v in input_size], "padding": float(padding)})
+
+
+def load_pose_tokenizer(path: str | Path, batch_size: int = 4096) -> PCTCodec:
+    """Load a pose (PCT) tokenizer checkpoint (``model.ckpt`` or a run's ``last.ckpt``) as a :class:`PCTCodec`."""
+    return checkpoint.load_as(path, batch_size, kind=KIND.name)[1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training and evaluation
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _WriteModel:
+    """Writes ``model.ckpt`` (weights plus everything needed to use them) at the end of training."""
+
+    def __init__(self, out: Path, cfg: DictConfig) -> None:
+        self.out = out
+        self.cfg = cfg
+
+    def write(self, trainer: L.Trainer, task: TokenizerTask) -> Path:
+        m = self.cfg.model
+        payload = tokenizer_payload(
+            task.model, m.skeleton, list(m.input_size), m.padding, OmegaConf.to_container(self.cfg),  # type: ignore
+            {"global_step": trainer.global_step, "train_time_s": round(task.train_time_s(), 1)})
+        return checkpoint.save(self.out / "model.ckpt", payload)
+
+
+def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | None = None) -> Path:
+    """Train a pose tokenizer as ``config`` says (a config of ``task: tokenizer``, or a partial dict of one);
+    returns the path of ``model.ckpt``.
+
+    ``out`` receives ``config.yaml`` (resolved), ``last.ckpt`` (resume state, rewritten every
+    ``trainer.val_every_n_steps`` steps and at the end), ``model.ckpt`` and TensorBoard logs under ``tb/``.
+    If ``last.ckpt`` exists the run resumes from it.
+    """
+    cfg = build_config(TASK, config)
+    prepare_run(cfg)
+    train_loader, val_loader = build_loaders(cfg)
+    task = TokenizerTask(OmegaConf.to_container(cfg))  # type: ignore[arg-type]
+    return fit_run(cfg, task, train_loader, val_loader, _WriteModel(Path(cfg.out), cfg), callbacks)
+
+
+def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tuple[dict[str, Any], dict]:
+    """Reconstruct every annotated person of ``data`` and score it.
+
+    Returns the metrics and the arrays behind them (``tokens``, ``recon``, ``errors``). Reconstructions use
+    each annotation's box; OKS-AP scores them (pycocotools) against the same people's annotations (their
+    ``area``) with the skeleton's sigmas, and every labelled joint is scored (occluded ones included).
+    """
+    if data.skeleton.num_joints != codec.skeleton.num_joints:
+        raise PosetokError(f"{data.path}: field 'annotations[0].keypoints': {data.skeleton.num_joints} joints, "
+                           f"the checkpoint's skeleton '{codec.skeleton.name}' has {codec.skeleton.num_joints}")
+    t0 = time.perf_counter()
+    tokens = codec.encode(data.keypoints, data.boxes)
+    recon = codec.decode(tokens, data.boxes)
+    seconds = time.perf_counter() - t0
+    errors = keypoint_errors(recon, data.keypoints)
+    metrics: dict[str, Any] = {"num_people": len(data), "num_joints": codec.skeleton.num_joints}
+    if codec.skeleton.sigmas is not None:
+        results = [{"image_id": int(i), "category_id": 1, "score": 1.0,
+                    "keypoints": np.concatenate([r, np.ones((len(r), 1))], 1).ravel().tolist()}
+                   for i, r in zip(data.image_ids, recon)]
+        gt = keypoint_gt(data.keypoints, data.boxes, data.areas, data.image_ids)
+        metrics.update(coco_keypoint_eval(gt, results, codec.skeleton.sigmas))
+    v, m = codec.codebook_size, codec.num_tokens
+    metrics.update({
+        "mean_error_px": float(np.nanmean(errors)),
+        "median_error_px": float(np.nanmedian(errors)),
+        f"pck_{pck_thr:g}": pck(recon, data.keypoints, bbox_size(data.boxes), pck_thr),
+        "codebook_usage": token_metrics.codebook_usage(tokens, v),
+        "perplexity": token_metrics.perplexity(tokens, v),
+        "bits_per_pose": token_metrics.bits_per_pose(m, v),
+        "compression_ratio": token_metrics.compression_ratio(codec.skeleton.num_joints, m, v),
+        "num_tokens": m,
+        "codebook_size": v,
+        "poses_per_s": len(data) / max(seconds, 1e-9),
+    })
+    return metrics, {"tokens": tokens, "recon": recon, "errors": errors}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Commands on files (posetok eval / tokenize / detokenize)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def evaluate_file(codec: PCTCodec, data: str | Path, visualize: str | Path | None = None,
+                  pck_threshold: float | None = None, num_quantizers: int | None = None,
+                  animation: str | None = None) -> dict[str, Any]:
+    """``posetok eval``: score ``codec`` on a COCO keypoint file (:func:`evaluate`; ``pck_threshold`` of the box
+    size, default 0.05); with ``visualize``, also write ``reconstructions.png``, ``codebook_usage.png`` and
+    ``error_per_joint.png`` there. ``num_quantizers`` and ``animation`` apply to sequence tokenizers only."""
+    for flag, value in (("--num-quantizers", num_quantizers), ("--animation", animation)):
+        if value is not None:
+            raise PosetokError(f"{flag}: applies to sequence tokenizers only; this checkpoint is a pose (PCT) "
+                               "tokenizer")
+    coco = load_coco_keypoints(data, skeleton=codec.skeleton.name)
+    metrics, arrays = evaluate(codec, coco, 0.05 if pck_threshold is None else pck_threshold)
+    if visualize:
+        from ..viz import save_codebook_usage, save_error_per_joint, save_reconstruction_grid
+
+        out = Path(visualize)
+        save_reconstruction_grid(out / "reconstructions.png", coco.keypoints, arrays["recon"], codec.skeleton,
+                                 boxes=coco.boxes)
+        save_codebook_usage(out / "codebook_usage.png", arrays["tokens"], codec.codebook_size)
+        save_error_per_joint(out / "error_per_joint.png", arrays["errors"], codec.skeleton)
+    return metrics
+
+
+def tokenize_file(codec: PCTCodec, source: str | Path, output: str | Path) -> str:
+    """``posetok tokenize``: every annotated person of a COCO keypoint file -> a token ``.npz``; returns the
+    line to print."""
+    from ..data.tokens import save_tokens
+
+    data = load_coco_keypoints(source, skeleton=codec.skeleton.name)
+    tokens = codec.encode(data.keypoints, data.boxes)
+    save_tokens(output, tokens, data.boxes, data.image_ids, data.ann_ids, codec.skeleton.name,
+                codec.codebook_size, list(data.images.values()))
+    return f"{len(tokens)} people -> {tokens.shape[1]} tokens each ({codec.codebook_size} codes): {output}"
+
+
+def detokenize_file(codec: PCTCodec, source: str | Path, output: str | Path, num_quantizers: int | None = None
+                    ) -> str:
+    """``posetok detokenize``: a token ``.npz`` -> poses in the COCO results format; returns the line to print."""
+    from ..data.coco import write_coco_results
+    from ..data.tokens import load_tokens
+
+    if num_quantizers is not None:
+        raise PosetokError("--num-quantizers: applies to sequence tokenizers only; this checkpoint is a pose "
+                           "(PCT) tokenizer")
+    data = load_tokens(source, codec.num_tokens, codec.codebook_size, codec.skeleton.name)
+    poses = codec.decode(data["tokens"], data["boxes"])
+    write_coco_results(output, data["image_ids"], poses)
+    return f"{len(poses)} people decoded: {output}"
