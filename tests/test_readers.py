@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from posetok.data.coco import (
+    WHOLEBODY_PARTS,
     CocoKeypoints,
     coco_document,
     load_coco_keypoints,
@@ -201,6 +202,83 @@ def test_wholebody_round_trip_writes_the_split_form(tmp_path: Path) -> None:
     write_coco_annotations(tmp_path / "wb.json", doc)
     back = load_coco_keypoints(tmp_path / "wb.json")
     np.testing.assert_array_equal(back.keypoints, kp)
+
+
+def real_wholebody_ann(i: int = 1) -> dict:
+    """A WholeBody annotation as in the released files: 0/1/2 in the body, the annotation tool's fractional
+    scores next to 0 and 1-2 in the foot, face and hand fields."""
+    a = wholebody_ann(i)
+    a["foot_kpts"][3 * 1 + 2] = 0.5
+    a["face_kpts"][3 * 0 + 2] = 1.0
+    a["face_kpts"][3 * 5 + 2] = 1.37
+    a["lefthand_kpts"][3 * 4 + 2] = 0.187
+    a["righthand_kpts"][3 * 2 + 2] = 0.08771929824561403
+    a["righthand_kpts"][3 * 20 + 2] = 0.0  # one hand joint not labelled, at (0, 0) as in the files
+    a["righthand_kpts"][3 * 20:3 * 20 + 2] = [0.0, 0.0]
+    return a
+
+
+def test_wholebody_fractional_part_scores_load(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [real_wholebody_ann(1)])
+    data = load_coco_keypoints(path)
+    assert data.skeleton is WHOLEBODY133 and data.keypoints.shape == (1, 133, 3)
+    assert data.keypoints.dtype == np.float32
+    v = data.keypoints[0, :, 2]
+    assert (v[:17] == 2).all()
+    assert v[17 + 1] == np.float32(0.5) and v[23 + 0] == 1.0 and v[23 + 5] == np.float32(1.37)
+    assert v[91 + 4] == np.float32(0.187) and v[112 + 2] == np.float32(0.08771929824561403)
+    assert v[132] == 0 and (data.keypoints[0, 132, :2] == 0).all()
+    # Any v > 0 is labelled: the joints with scores count toward min_keypoints and the inferred box.
+    assert len(load_coco_keypoints(path, min_keypoints=132)) == 1
+    with pytest.raises(PosetokError, match="no annotated person"):
+        load_coco_keypoints(path, min_keypoints=133)
+    a = real_wholebody_ann(1)
+    a["keypoints"] = [0] * 51  # nothing labelled but one hand joint with a score below 1
+    for part in ("foot_kpts", "face_kpts", "lefthand_kpts"):
+        a[part] = [0] * len(a[part])
+    a["righthand_kpts"] = [0] * 63
+    a["righthand_kpts"][3 * 2:3 * 3] = [50.0, 60.0, 0.087]
+    del a["bbox"]
+    data = load_coco_keypoints(coco_file(tmp_path, [a], name="one.json"))
+    assert len(data) == 1 and data.keypoints[0, 114, 2] == np.float32(0.087)
+    np.testing.assert_array_equal(data.boxes[0], [50.0, 60.0, 0.0, 0.0])
+    # The writer keeps the scores and marks a part valid when any of its joints has v > 0.
+    doc = coco_document([{"id": 1, "file_name": "a.jpg"}], data.keypoints, data.boxes, WHOLEBODY133)
+    written = doc["annotations"][0]
+    assert written["righthand_kpts"][3 * 2 + 2] == pytest.approx(0.087)
+    assert written["righthand_valid"] is True and written["lefthand_valid"] is False
+    write_coco_annotations(tmp_path / "back.json", doc)
+    np.testing.assert_array_equal(load_coco_keypoints(tmp_path / "back.json").keypoints, data.keypoints)
+
+
+def test_wholebody_body_keeps_coco_visibility(tmp_path: Path) -> None:
+    a = real_wholebody_ann(1)
+    a["keypoints"][3 * 9 + 2] = 0.5
+    path = coco_file(tmp_path, [a])
+    problem = r"joint 9 \(left_wrist\): visibility is 0.5; expected 0, 1 or 2$"
+    with raises_user_error(path, "annotations[0].keypoints", problem):
+        load_coco_keypoints(path)
+
+
+@pytest.mark.parametrize("part, j, name", [("righthand_kpts", 2, "right_thumb2"), ("face_kpts", 1, "face-1"),
+                                           ("foot_kpts", 5, "right_heel"), ("lefthand_kpts", 0, "left_hand_root")])
+def test_error_wholebody_negative_part_score(tmp_path: Path, part: str, j: int, name: str) -> None:
+    a = real_wholebody_ann(1)
+    a[part][3 * j + 2] = -0.087
+    path = coco_file(tmp_path, [real_wholebody_ann(2), a])
+    problem = rf"joint {j} \({name}\): visibility is -0.087; expected a number >= 0 \(0 = not labelled\)$"
+    with raises_user_error(path, f"annotations[1].{part}", problem):
+        load_coco_keypoints(path)
+
+
+def test_error_wholebody_non_finite_part_score(tmp_path: Path) -> None:
+    text = json.dumps({"annotations": [real_wholebody_ann(1)], "images": [{"id": 1}]})
+    bad = text.replace('"righthand_kpts": [5000, 7.0, 2', '"righthand_kpts": [5000, 7.0, NaN', 1)
+    assert bad != text
+    path = write(tmp_path / "x.json", bad)
+    with raises_user_error(path, "annotations[0].righthand_kpts",
+                           r"joint 0 \(right_hand_root\): v is nan; expected a finite float32 number$"):
+        load_coco_keypoints(path)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -488,6 +566,49 @@ def test_property_annotations_round_trip(tmp_path: Path, case: tuple) -> None:
     ids, kps, _ = load_coco_results(tmp_path / "r.json", skeleton)
     np.testing.assert_array_equal(ids, image_ids)
     np.testing.assert_array_equal(kps, kp)
+
+
+@st.composite
+def wholebody_scores(draw: st.DrawFn) -> np.ndarray:
+    """``(N, 133, 3)`` WholeBody people as in the released files: body v in {0, 1, 2}, part v any float32 in
+    [0, 2] (fractional scores included), unlabelled joints at (0, 0)."""
+    n = draw(st.integers(1, 3))
+    coords = draw(hnp.arrays(np.float32, (n, 133, 2), elements=st.floats(0, 1e4, width=32)))
+    body = draw(hnp.arrays(np.int8, (n, 17), elements=st.integers(0, 2))).astype(np.float32)
+    score = st.one_of(st.just(0.0), st.floats(0, 2, width=32))
+    parts = draw(hnp.arrays(np.float32, (n, 116), elements=score))
+    v = np.concatenate([body, parts], axis=1)
+    return np.concatenate([coords * (v[..., None] > 0), v[..., None]], axis=2).astype(np.float32)
+
+
+def wholebody_file_ann(i: int, kp: np.ndarray) -> dict:
+    """One person of ``wholebody_scores`` in the COCO-WholeBody split form, written by hand (not by the writer)."""
+    a = ann(i, keypoints=kp[:17].astype(np.float64).ravel().tolist())
+    for part, valid_key, start, count in WHOLEBODY_PARTS:
+        sub = kp[start:start + count].astype(np.float64)
+        a[part] = sub.ravel().tolist()
+        a[valid_key] = bool((sub[:, 2] > 0).any())
+    return a
+
+
+@FAST
+@given(wholebody_scores())
+def test_property_wholebody_part_scores_are_kept(tmp_path: Path, kp: np.ndarray) -> None:
+    path = coco_file(tmp_path, [wholebody_file_ann(i + 1, p) for i, p in enumerate(kp)])
+    data = load_coco_keypoints(path, min_keypoints=0)
+    assert data.skeleton is WHOLEBODY133
+    np.testing.assert_array_equal(data.keypoints, kp)
+    # Labelled means v > 0, fractional or not.
+    labelled = (kp[..., 2] > 0).sum(axis=1)
+    k = int(labelled.max())
+    if k > 0:
+        kept = load_coco_keypoints(path, min_keypoints=k)
+        np.testing.assert_array_equal(kept.ann_ids, 1 + np.flatnonzero(labelled >= k))
+    # The writer's split form reads back to the same arrays.
+    doc = coco_document([{"id": 1, "file_name": "a.jpg"}], kp, np.ones((len(kp), 4)), WHOLEBODY133,
+                        image_ids=np.ones(len(kp), dtype=np.int64))
+    write_coco_annotations(tmp_path / "w.json", doc)
+    np.testing.assert_array_equal(load_coco_keypoints(tmp_path / "w.json", min_keypoints=0).keypoints, kp)
 
 
 def _sample_text() -> str:

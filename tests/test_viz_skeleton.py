@@ -63,6 +63,10 @@ def test_draw_skeleton_skips_unlabelled_and_hides_occluded():
     assert points(draw_skeleton(ax, kp, COCO17, show_occluded=False)) == 17 - 5
     _, ax = _axes()
     assert points(draw_skeleton(ax, kp[:, :2], COCO17)) == 16  # (K, 2): all finite joints visible
+    # Scores (COCO-WholeBody face/hand/foot values such as 0.087) are labelled joints: drawn, also without occluded.
+    kp[[7, 9], 2] = (0.087, 1.37)
+    _, ax = _axes()
+    assert points(draw_skeleton(ax, kp, COCO17, show_occluded=False)) == 17 - 3
 
 
 @pytest.mark.parametrize("skeleton", [MPII16, H36M17], ids=lambda s: s.name)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import PosetokError, field_error
 from ..skeletons import MPII16, Skeleton
-from .coco import _F32_MAX, _type_name, finite_number, is_number, number_list, read_json_file, require
+from .json_fields import F32_MAX, finite_number, is_number, number_list, read_json_file, require, type_name
 
 PIXEL_STD = 200.0  # MPII scales are person heights in units of 200 px
 
@@ -78,7 +78,7 @@ def load_mpii_json(path: str | os.PathLike) -> MpiiAnnotations:
     doc = read_json_file(path)
     if not isinstance(doc, list):
         raise PosetokError(f"{path}: expected a JSON list of person records at the top level, "
-                           f"got {_type_name(doc)}")
+                           f"got {type_name(doc)}")
     n_joints = MPII16.num_joints
     kps = np.zeros((len(doc), n_joints, 3), dtype=np.float64)
     centers = np.zeros((len(doc), 2), dtype=np.float64)
@@ -87,17 +87,17 @@ def load_mpii_json(path: str | os.PathLike) -> MpiiAnnotations:
     for i, rec in enumerate(doc):
         where = f"annotations[{i}]"
         if not isinstance(rec, dict):
-            raise field_error(path, where, f"expected an object, got {_type_name(rec)}")
+            raise field_error(path, where, f"expected an object, got {type_name(rec)}")
         image = require(rec, "image", path, f"{where}.image")
         if not isinstance(image, str) or not image:
             raise field_error(path, f"{where}.image", f"expected an image file name, got {image!r}")
         joints = require(rec, "joints", path, f"{where}.joints")
         if not isinstance(joints, list) or len(joints) != n_joints:
-            got = f"{len(joints)} items" if isinstance(joints, list) else _type_name(joints)
+            got = f"{len(joints)} items" if isinstance(joints, list) else type_name(joints)
             raise field_error(path, f"{where}.joints", f"expected {n_joints} [x, y] pairs, got {got}")
         for j, xy in enumerate(joints):
             # The float32 bound also rejects NaN and inf.
-            if not (isinstance(xy, list) and len(xy) == 2 and all(is_number(c) and abs(c) <= _F32_MAX
+            if not (isinstance(xy, list) and len(xy) == 2 and all(is_number(c) and abs(c) <= F32_MAX
                                                                    for c in xy)):
                 problem = f"joint {j} ({MPII16.joint_names[j]}) is {xy!r}; expected [x, y], finite float32"
                 raise field_error(path, f"{where}.joints", problem)
@@ -113,7 +113,7 @@ def load_mpii_json(path: str | os.PathLike) -> MpiiAnnotations:
         centers[i] = number_list(require(rec, "center", path, f"{where}.center"), path, f"{where}.center", 2,
                                  "numbers (x, y)")
         scale = finite_number(require(rec, "scale", path, f"{where}.scale"), path, f"{where}.scale")
-        if not 0 < scale <= _F32_MAX / PIXEL_STD:  # the box side scale * 200 must fit in float32 too
+        if not 0 < scale <= F32_MAX / PIXEL_STD:  # the box side scale * 200 must fit in float32 too
             raise field_error(path, f"{where}.scale", f"expected a positive number, got {scale:g}")
         scales[i] = scale
         labelled = vis == 1

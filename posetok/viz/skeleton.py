@@ -49,6 +49,17 @@ _RECON_COLOR = "#e03131"
 # ------------------------------------------------------------------------------------------ draw_skeleton
 
 
+def _drawn_and_occluded(v: np.ndarray, show_occluded: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which joints to draw and which to draw as occluded, from COCO visibilities ``(K,)``.
+
+    0 is not labelled, 1 labelled but occluded, 2 visible; any other value > 0 is an annotation tool's or a
+    detector's score (COCO-WholeBody face, hand and foot points carry such values) and counts as labelled and seen.
+    """
+    occluded = v == 1.0
+    drawn = (v > 0) & (show_occluded | ~occluded)
+    return drawn, occluded
+
+
 def draw_skeleton(
     ax: Axes,
     keypoints: np.ndarray,
@@ -92,9 +103,7 @@ def draw_skeleton(
         ax.set_aspect("equal")
 
     sides = _joint_sides(skeleton)
-    min_vis = 1.0 if show_occluded else 2.0
-    drawn = kp[:, 2] >= min_vis
-    occluded = kp[:, 2] < 2.0
+    drawn, occluded = _drawn_and_occluded(kp[:, 2], show_occluded)
     ms = 2.3 * lw if marker_size is None else marker_size
     halo = None if outline is None else [pe.Stroke(linewidth=lw + 2.0, foreground=outline), pe.Normal()]
 
@@ -378,9 +387,8 @@ def save_overlay(
         return round(xy[0] * one), round(xy[1] * one)
 
     sides = _joint_sides(skeleton)
-    min_vis = 1.0 if show_occluded else 2.0
     for person in kp:
-        drawn = person[:, 2] >= min_vis
+        drawn = _drawn_and_occluded(person[:, 2], show_occluded)[0]
         # Outlines first for every limb, then colours, so no outline crosses a coloured limb.
         limbs = [(a, b) for a, b in skeleton.limbs if drawn[a] and drawn[b]]
         for a, b in limbs:
