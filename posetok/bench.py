@@ -20,7 +20,7 @@ from .errors import PosetokError
 from .models.pct import PRESETS, PCTTokenizerModel
 from .models.sequence import PRESETS as SEQUENCE_PRESETS
 from .models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims, sequence_losses
-from .perf import keep_freed_memory, use_all_cores
+from .perf import cpu_supports_bf16, keep_freed_memory, use_all_cores
 from .skeletons import get_skeleton, skeleton_for_joints
 
 
@@ -60,6 +60,7 @@ def _cpu_name() -> str:
 
 def machine_info() -> dict[str, Any]:
     return {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_native_bf16": cpu_supports_bf16(),
             "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -113,7 +114,7 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         loss.backward()
         opt.step()
 
-    train_rate, _ = _rate(step, train_batch, seconds, warmup=1)
+    train = _train_rates(step, train_batch, seconds)
     params = sum(p.numel() for p in model.parameters())
     return {
         "benchmark": "tokenizer", "preset": preset, "skeleton": skeleton, "precision": "fp32",
@@ -121,7 +122,8 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         "reference_encode_decode_poses_per_s": round(ref, 1), "speedup_vs_reference": round(fast / ref, 2),
         "encode_poses_per_s": round(enc_only, 1), "decode_poses_per_s": round(dec_only, 1),
         "batch1_latency_ms": {k2: round(v2, 3) if isinstance(v2, float) else v2 for k2, v2 in lat.items()},
-        "train_batch": train_batch, "train_samples_per_s": round(train_rate, 1),
+        "train_batch": train_batch, "train_samples_per_s": train["fp32"],
+        "train_samples_per_s_bf16": train["bf16"], "train_bf16_speedup": train["bf16_speedup"],
         "fast_tokens_equal_reference": same, "parameters": params,
         "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
         "numpy": np.__version__,
@@ -238,8 +240,18 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _train_rates(step: Callable[[], Any], items: int, seconds: float) -> dict[str, Any]:
+    """Items/s of a training ``step`` in fp32 and under bf16 autocast (what ``trainer.precision: bf16-mixed``
+    runs: bf16 matrix products, fp32 weights and optimiser), timed one after the other in this process, and their
+    ratio: the measurement behind ``trainer.precision: auto`` (:data:`posetok.config.CPU_BF16`)."""
+    fp32, steps = _rate(step, items, seconds, warmup=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16, _ = _rate(step, items, seconds, warmup=1)
+    return {"fp32": round(fp32, 1), "bf16": round(bf16, 1), "bf16_speedup": round(bf16 / fp32, 2), "steps": steps}
+
+
 def _sequence_train_rate(model: SequenceTokenizerModel, poses: torch.Tensor, mask: torch.Tensor, seconds: float
-                         ) -> tuple[float, int]:
+                         ) -> dict[str, Any]:
     """Training frames/s of ``model`` on these windows: forward with the quantizer (EMA codebook updates and
     quantizer dropout included), :func:`sequence_losses` with the default weights, backward and an AdamW step,
     as :class:`~posetok.tasks.sequence.SequenceTokenizerTask` runs one. Leaves the model in training mode."""
@@ -254,7 +266,7 @@ def _sequence_train_rate(model: SequenceTokenizerModel, poses: torch.Tensor, mas
         loss["total"].backward()
         opt.step()
 
-    return _rate(step, poses.shape[0] * poses.shape[1], seconds, warmup=1)
+    return _train_rates(step, poses.shape[0] * poses.shape[1], seconds)
 
 
 def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = None, batch: int = 32,
@@ -326,6 +338,7 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
         "onnx_vs_eager_encoder": None, "onnx_vs_eager_decoder": None,
         "tokens_equal": None, "token_mismatches": None, "mismatched_positions": None, "rounding_tie_positions": None,
         "decoder_max_abs_diff": None, "train_batch": train_batch, "train_frames_per_s": None, "train_steps": None,
+        "train_frames_per_s_bf16": None, "train_bf16_speedup": None,
         "codes_used": codes_used, "codebook_init": "k-means on eval-mode encoder features of the benchmark windows",
         "codebook_init_s": round(init_s, 2), "parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -376,8 +389,9 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
         result["encoder_op_seconds"] = ops
     peak_rss = {"inference": _peak_rss_mb()}
     if train_batch:
-        rate, steps = _sequence_train_rate(model, all_poses[:train_batch], all_mask[:train_batch], seconds)
-        result.update({"train_frames_per_s": round(rate, 1), "train_steps": steps})
+        train = _sequence_train_rate(model, all_poses[:train_batch], all_mask[:train_batch], seconds)
+        result.update({"train_frames_per_s": train["fp32"], "train_steps": train["steps"],
+                       "train_frames_per_s_bf16": train["bf16"], "train_bf16_speedup": train["bf16_speedup"]})
         peak_rss["training"] = _peak_rss_mb()
     result.update({"peak_rss_mb": peak_rss, "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
                    "numpy": np.__version__})

@@ -34,6 +34,8 @@ def test_bench_sequence_eager_and_onnx():
     assert r["machine"]["torch_threads"] == 1 and r["threads"] == 1 and r["parameters"] > 0
     # Training ran on more windows than inference (12 > 8) for at least 3 timed steps.
     assert r["train_batch"] == 12 and r["train_frames_per_s"] > 0 and r["train_steps"] >= 3
+    assert r["train_frames_per_s_bf16"] > 0
+    assert r["train_bf16_speedup"] == pytest.approx(r["train_frames_per_s_bf16"] / r["train_frames_per_s"], abs=0.01)
     rss = r["peak_rss_mb"]
     assert set(rss) == {"inference", "training"} and 0 < rss["inference"] <= rss["training"]
     # Per-op time of one encoder call in each runtime: the listed ops and the rest add up to the total.
@@ -50,7 +52,7 @@ def test_bench_sequence_config_eager_only_and_bad_frames():
     r = bench_sequence_config(cfg, batch=4, seconds=0.05, frames=32, onnx=False, threads=1, train_batch=0)
     assert r["preset"] == "small" and r["skeleton"] == "mpii16" and r["coords"] == "2d"
     assert r["dims"]["num_keypoints"] == 16 and r["token_grid"] == [8, 5, 3] and r["frames_per_call"] == 128
-    assert r["eager_encoder_frames_per_s"] > 0 and r["eager_decoder_frames_per_s"] > 0
+    assert r["train_frames_per_s"] is None and r["train_bf16_speedup"] is None
     assert r["onnx_encoder_frames_per_s"] is None and r["tokens_equal"] is None
     assert r["train_frames_per_s"] is None and set(r["peak_rss_mb"]) == {"inference"}
     assert "encoder_op_seconds" not in r

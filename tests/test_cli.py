@@ -79,7 +79,8 @@ def test_bench_tokenizer_json(tmp_path, capsys):
     assert result["encode_decode_poses_per_s"] > 0 and result["train_samples_per_s"] > 0
     assert result["fast_tokens_equal_reference"] is True
     assert result["batch1_latency_ms"]["median"] > 0
-    assert result["machine"]["cores"] >= 1
+    assert result["machine"]["cores"] >= 1 and isinstance(result["machine"]["cpu_capability"], str)
+    assert result["train_samples_per_s_bf16"] > 0 and result["train_bf16_speedup"] > 0
 
 
 def test_demo_writes_report(tmp_path, capsys):
