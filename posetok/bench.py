@@ -87,10 +87,13 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
     k = get_skeleton(skeleton).num_joints
     torch.manual_seed(0)
     model = PCTTokenizerModel(k, PRESETS[preset])
-    coords, visible = random_poses(max(batch, train_batch), k)
+    if train_batch < 0:
+        raise PosetokError(f"--train-batch: expected 0 (no training) or more poses, got {train_batch}")
+    coords, visible = random_poses(max(batch, train_batch, 1), k)
     model.train()
+    init = train_batch or batch
     with torch.no_grad():
-        model(coords[:train_batch], visible[:train_batch])  # k-means init of the codebook
+        model(coords[:init], visible[:init])  # k-means init of the codebook
     model.eval()
     enc, dec = model.inference_encoder(), model.inference_decoder()
     c, v = coords[:batch], visible[:batch]
@@ -99,6 +102,7 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         ref, _ = _rate(lambda: model.decode_codes(model.quantizer(model.encode_features(c, v))[0]), batch, seconds)
         enc_only, _ = _rate(lambda: enc(c, v), batch, seconds / 2)
         tokens = enc(c, v)
+        rechecked = enc.rechecked / max(tokens.numel(), 1)
         dec_only, _ = _rate(lambda: dec(tokens), batch, seconds / 2)
         lat = _latency_ms(lambda: dec(enc(c[:1], v[:1])), seconds / 2)
         same = bool(torch.equal(enc(c, v), model(c, v)["tokens"]))
@@ -114,7 +118,8 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         loss.backward()
         opt.step()
 
-    train = _train_rates(step, train_batch, seconds)
+    train = _train_rates(step, train_batch, seconds) if train_batch else {"fp32": None, "bf16": None,
+                                                                          "bf16_speedup": None}
     params = sum(p.numel() for p in model.parameters())
     return {
         "benchmark": "tokenizer", "preset": preset, "skeleton": skeleton, "precision": "fp32",
@@ -124,7 +129,7 @@ def bench_tokenizer(preset: str = "pct_base", batch: int = 512, seconds: float =
         "batch1_latency_ms": {k2: round(v2, 3) if isinstance(v2, float) else v2 for k2, v2 in lat.items()},
         "train_batch": train_batch, "train_samples_per_s": train["fp32"],
         "train_samples_per_s_bf16": train["bf16"], "train_bf16_speedup": train["bf16_speedup"],
-        "fast_tokens_equal_reference": same, "parameters": params,
+        "fast_tokens_equal_reference": same, "rechecked_share": round(rechecked, 4), "parameters": params,
         "machine": machine_info(), "glibc_keeps_freed_memory": heap_kept,
         "numpy": np.__version__,
     }
