@@ -248,7 +248,7 @@ def _peak_rss_mb() -> float:
 def _train_rates(step: Callable[[], Any], items: int, seconds: float) -> dict[str, Any]:
     """Items/s of a training ``step`` in fp32 and under bf16 autocast (what ``trainer.precision: bf16-mixed``
     runs: bf16 matrix products, fp32 weights and optimiser), timed one after the other in this process, and their
-    ratio: the measurement behind ``trainer.precision: auto`` (:data:`posetok.config.CPU_BF16`)."""
+    ratio: the measurement behind ``trainer.precision: auto`` (:func:`posetok.config.resolve_precision`)."""
     fp32, steps = _rate(step, items, seconds, warmup=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16, _ = _rate(step, items, seconds, warmup=1)

@@ -330,10 +330,6 @@ SCHEMAS: dict[str, tuple[type, Any]] = {
     "tokenizer": (TokenizerConfig, resolve_tokenizer),
     "sequence": (SequenceConfig, resolve_sequence),
 }
-#: Whether ``precision: auto`` picks bf16 on CPUs with native bf16, per task. Measured on one such CPU
-#: (docs/benchmarks.md, "Training precision"): the PCT tokenizer, all linear layers, trains 1.6x faster in bf16;
-#: the sequence tokenizer, mostly temporal convolutions, several times slower than in fp32.
-CPU_BF16 = {"tokenizer": True, "sequence": False}
 #: Config ``task`` values.
 TASKS = tuple(SCHEMAS)
 
@@ -449,15 +445,15 @@ def resolve_config(cfg: DictConfig, source: str = "config") -> DictConfig:
 def resolve_precision(cfg: DictConfig) -> str:
     """Turn ``trainer.precision: auto`` into what this machine runs best (in place); returns the precision.
 
-    ``auto`` becomes ``bf16-mixed`` on GPUs with bf16 (when the accelerator allows them) and, for tasks that gain
-    from it (:data:`CPU_BF16`), on CPUs with native bf16 (AVX512-BF16 or AMX); else ``32-true``: on an AVX2-only
-    CPU bf16 is emulated and several times slower than fp32. Any other value is kept as it is.
+    ``auto`` becomes ``bf16-mixed`` on GPUs with bf16 (when the accelerator allows them) and on CPUs with native
+    bf16 (AVX512-BF16 or AMX), where both tokenizers train faster in bf16 (``posetok bench``, docs/benchmarks.md);
+    else ``32-true``: on an AVX2-only CPU bf16 is emulated, about 30x slower than fp32. Any other value is kept.
     """
     from .perf import default_precision
 
     t = cfg.trainer
     if t.precision == "auto":
-        t.precision = default_precision(t.accelerator, CPU_BF16.get(cfg.task, True))
+        t.precision = default_precision(t.accelerator)
     return t.precision
 
 

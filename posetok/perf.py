@@ -46,27 +46,21 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def default_precision(accelerator: str = "auto", cpu_bf16: bool = True) -> str:
+def default_precision(accelerator: str = "auto") -> str:
     """The training precision this machine runs best for a Lightning ``accelerator`` setting.
 
-    ``bf16-mixed`` where the run lands on a GPU with bf16 (Ampere and newer), or on a CPU with native bf16
-    (AVX512-BF16 or AMX) when the model gains from it there (``cpu_bf16``: a model of linear layers does, the
-    sequence tokenizer's temporal convolutions do not); ``32-true`` elsewhere: an AVX2-only CPU emulates bf16
-    several times slower than fp32.
+    ``bf16-mixed`` where the run lands on a GPU with bf16 (Ampere and newer) or on a CPU with native bf16
+    (AVX512-BF16 or AMX); ``32-true`` elsewhere: an AVX2-only CPU emulates bf16 about 30x slower than fp32.
     """
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if on_gpu:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     native = accelerator in ("auto", "cpu") and cpu_supports_bf16()
-    return "bf16-mixed" if native and cpu_bf16 else "32-true"
+    return "bf16-mixed" if native else "32-true"
 
 
 def precision_reason(precision: str, accelerator: str = "auto") -> str:
     """A few words on why :func:`default_precision` chose ``precision`` here, for the training log."""
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
-    if precision == "bf16-mixed":
-        return "CPU with native bf16"
-    if cpu_supports_bf16():
-        return "CPU with native bf16, but this model trains faster in fp32 on CPUs"
-    return "CPU without native bf16 (AVX512-BF16/AMX)"
+    return "CPU with native bf16" if precision == "bf16-mixed" else "CPU without native bf16 (AVX512-BF16/AMX)"

@@ -133,7 +133,5 @@ def test_precision_auto_resolves_for_the_machine(monkeypatch, gpu, bf16_gpu, bf1
     assert resolve_precision(cfg) == expected and cfg.trainer.precision == expected
     fixed = load_config(None, ["trainer.precision=32-true"])
     assert resolve_precision(fixed) == "32-true"
-    # The sequence tokenizer (temporal convolutions) trains faster in fp32 on every CPU; on GPUs it takes bf16.
     seq = load_config(None, ["task=sequence", f"trainer.accelerator={accelerator}"])
-    on_gpu = gpu and accelerator != "cpu"
-    assert resolve_precision(seq) == (expected if on_gpu else "32-true")
+    assert resolve_precision(seq) == expected  # the same rule for every task
