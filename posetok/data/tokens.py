@@ -6,7 +6,7 @@ int64), ``boxes`` (N, 4) float32 xywh, ``image_ids`` (N,), ``ann_ids`` (N,), ``s
 
 Sequence tokens (one clip): an ``.npz`` with ``kind`` = ``"sequence"``, ``tokens`` (W, T', G, Q) (uint16 or
 int64 as above, with -1 for windows without a valid frame stored as the codebook size), the decode parameters of
-:meth:`posetok.tasks.sequence.SequenceCodec.encode`: ``root`` float64 (W, C) or (W, L, C), ``scale`` (W,),
+:meth:`posetok.codecs.sequence.SequenceCodec.encode`: ``root`` float64 (W, C) or (W, L, C), ``scale`` (W,),
 ``starts`` (W,), ``mask`` (T,) bool, ``num_frames``; and ``skeleton``, ``coords``, ``codebook_size``,
 ``num_quantizers``, ``window`` (frames per window), ``source`` (the file it came from).
 """
@@ -87,7 +87,7 @@ def load_sequence_tokens(path: str | os.PathLike, skeleton: str, coords: str, co
     """Read a sequence token file and check it against the checkpoint that will decode it.
 
     Returns ``tokens`` int64 (W, T', G, Q) with -1 restored, and the decode ``params``. Shapes against the
-    checkpoint's token grid are checked by :meth:`~posetok.tasks.sequence.SequenceCodec.decode`.
+    checkpoint's token grid are checked by :meth:`~posetok.codecs.sequence.SequenceCodec.decode`.
     """
     path = Path(path)
     data = _read_npz(path)
