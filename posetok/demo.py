@@ -14,7 +14,7 @@ from .config import load_config
 from .data.coco import load_coco_keypoints
 from .data.synthetic import synthetic_coco
 from .io import write_json
-from .perf import default_precision, use_all_cores
+from .perf import use_all_cores
 from .tasks import load
 from .tasks.tokenizer import evaluate, train
 
@@ -42,7 +42,7 @@ def run_demo(out: Path, minutes: float = 4.0, steps: int = 3000, num_train: int 
     cfg = load_config(None, [
         f"out={out / 'run'}", "model.preset=pct_small", f"trainer.max_time={minutes}",
         f"trainer.max_steps={steps}", f"data.synthetic_train={num_train}", "trainer.val_every_n_steps=500",
-        f"optim.vq_start_step={max(1, steps // 4)}", f"trainer.precision={default_precision()}",
+        f"optim.vq_start_step={max(1, steps // 4)}",  # trainer.precision: auto picks bf16 where the CPU has it
     ])
     print(f"[1/3] training pct_small on {num_train} synthetic people for up to {minutes:g} min "
           f"or {steps} steps -> {cfg.out}", flush=True)
