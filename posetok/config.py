@@ -39,6 +39,15 @@ from .skeletons import get_skeleton
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases (``trainer.logger`` with ``wandb``; needs the ``wandb`` extra)."""
+
+    project: str = "posetok"
+    name: str | None = None  # run name; None: the name of the run folder
+    mode: str = "auto"  # auto: online when an API key is set and the service answers, else offline; online; offline
+
+
+@dataclass
 class TrainerConfig:
     max_steps: int = 2000
     max_time: float | None = None  # minutes
@@ -53,6 +62,8 @@ class TrainerConfig:
     seed: int = 0
     progress_bar: bool = True
     threads: int | None = None  # torch intra-op threads; None: all cores
+    logger: Any = "tensorboard"  # tensorboard, wandb, csv, or a list of them
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass
@@ -384,9 +395,21 @@ def schema(task: str) -> DictConfig:
     return OmegaConf.structured(SCHEMAS[_check_task(task, "config")][0])
 
 
+LOGGERS = ("tensorboard", "wandb", "csv")
+
+
 def resolve(cfg: DictConfig, source: str = "config") -> DictConfig:
     """Check a config merged over its schema and fill what follows from presets (the task's resolver)."""
     cfg = SCHEMAS[_check_task(cfg.task, source)][1](cfg, source)
+    loggers = cfg.trainer.logger
+    names = [loggers] if isinstance(loggers, str) else list(loggers or [])
+    bad = [n for n in names if n not in LOGGERS]
+    if bad or not names:
+        raise PosetokError(f"{source}: field 'trainer.logger': expected one or more of {', '.join(LOGGERS)}, "
+                           f"got {bad[0] if bad else 'none'!r}")
+    if cfg.trainer.wandb.mode not in ("auto", "online", "offline"):
+        raise PosetokError(f"{source}: field 'trainer.wandb.mode': expected auto, online or offline, "
+                           f"got {cfg.trainer.wandb.mode!r}")
     if cfg.data.batch_size <= 0:
         raise PosetokError(f"{source}: field 'data.batch_size': must be positive")
     return cfg

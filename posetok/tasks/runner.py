@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import resolve_precision, save_config
+from ..errors import PosetokError
 from ..perf import keep_freed_memory, precision_reason
 
 
@@ -66,13 +67,58 @@ def launcher_layout(cfg: DictConfig) -> tuple[Any, int, str]:
     return devices, num_nodes, strategy
 
 
+def logger_names(cfg: DictConfig) -> list[str]:
+    """``trainer.logger`` as a list of names."""
+    value = cfg.trainer.logger
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _wandb_online(mode: str) -> bool:
+    """``trainer.wandb.mode`` -> whether W&B logs online: ``auto`` only with credentials and the service in reach
+    (one TCP connection, 3 s at most), so an offline machine records the run locally instead of hanging."""
+    if mode != "auto":
+        return mode == "online"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").is_file()
+    if not has_key or os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        return False
+    import socket
+
+    try:
+        socket.create_connection(("api.wandb.ai", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def make_loggers(cfg: DictConfig, out: Path) -> list[Any]:
+    """The Lightning loggers ``trainer.logger`` names, writing under ``out``: TensorBoard in ``tb/``, CSV in
+    ``csv/metrics.csv``, W&B in ``wandb/`` (offline runs sync later with ``wandb sync out/wandb/offline-run-*``)."""
+    loggers: list[Any] = []
+    for name in logger_names(cfg):
+        if name == "tensorboard":
+            loggers.append(L.pytorch.loggers.TensorBoardLogger(out, name="tb", version=""))
+        elif name == "csv":
+            loggers.append(L.pytorch.loggers.CSVLogger(out, name="csv", version=""))
+        elif name == "wandb":
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                raise PosetokError("trainer.logger: 'wandb' needs the wandb package: pip install "
+                                   "'posetok[wandb]'") from None
+            w = cfg.trainer.wandb
+            loggers.append(L.pytorch.loggers.WandbLogger(
+                project=w.project, name=w.name or out.resolve().name, save_dir=str(out),
+                offline=not _wandb_online(w.mode)))
+    return loggers
+
+
 def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader: Any, writer: ModelWriter,
             callbacks: list[L.Callback] | None = None) -> Path:
     """Fit ``task`` and leave ``cfg.out`` as every run does; returns the path of ``model.ckpt``.
 
     The folder receives ``config.yaml`` (resolved, with the precision actually used), ``last.ckpt`` (Lightning
     state, rewritten every ``trainer.val_every_n_steps`` and at the end; an existing one is resumed from),
-    ``model.ckpt`` (from ``writer.write(trainer, task)``) and TensorBoard logs in ``tb/``.
+    ``model.ckpt`` (from ``writer.write(trainer, task)``) and the logs of ``trainer.logger`` (:func:`make_loggers`).
     """
     out = Path(cfg.out)
     t = cfg.trainer
@@ -88,7 +134,7 @@ def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader:
         accelerator=t.accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
         precision=t.precision, log_every_n_steps=t.log_every_n_steps,
         val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
-        logger=L.pytorch.loggers.TensorBoardLogger(out, name="tb", version=""),
+        logger=make_loggers(cfg, out),
         callbacks=callbacks, enable_progress_bar=t.progress_bar, enable_model_summary=False,
         num_sanity_val_steps=0)
     if trainer.is_global_zero:
@@ -98,6 +144,10 @@ def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader:
     trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
     # Lightning's ModelCheckpoint writes last.ckpt on its step schedule; the final state is saved here too.
     trainer.save_checkpoint(last)
+    if "wandb" in logger_names(cfg):
+        import wandb
+
+        wandb.finish()  # flushes the run (and its summary) to out/wandb before model.ckpt is written
     if trainer.is_global_zero:
         if not task.quantizing:
             print(f"warning: training stopped at step {trainer.global_step}, before optim.vq_start_step="
