@@ -169,10 +169,6 @@ class TokenizerConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-#: The pose tokenizer's schema under its earlier name.
-TrainConfig = TokenizerConfig
-
-
 def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
     """Fill the model's empty dimensions from its preset and check the values that have a fixed set."""
     m = cfg.model
@@ -458,11 +454,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if dot is not None:
         cfg = _merge_checked(cfg, dot, "command line")
     return resolve(cfg, "command line" if dot is not None and path is None else source)
-
-
-def resolve_config(cfg: DictConfig, source: str = "config") -> DictConfig:
-    """:func:`resolve` under its earlier name."""
-    return resolve(cfg, source)
 
 
 def resolve_precision(cfg: DictConfig) -> str:

@@ -78,7 +78,8 @@ def _wandb_online(mode: str) -> bool:
     (one TCP connection, 3 s at most), so an offline machine records the run locally instead of hanging."""
     if mode != "auto":
         return mode == "online"
-    has_key = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").is_file()
+    netrc = Path.home() / ".netrc"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
     if not has_key or os.environ.get("WANDB_MODE") in ("offline", "disabled"):
         return False
     import socket

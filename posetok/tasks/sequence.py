@@ -480,11 +480,6 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
     return fit_run(cfg, task, train_loader, val_loader, _WriteSequenceModel(Path(cfg.out), plain), callbacks)
 
 
-def train_sequence(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | None = None) -> Path:
-    """:func:`train` under its earlier name."""
-    return train(config, callbacks)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Commands on files (posetok eval / tokenize / detokenize)
 # ----------------------------------------------------------------------------------------------------------
