@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,13 +27,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_command(task: Any, name: str, checkpoint: str) -> Any:
+    """The task's function behind a command, or a one-line error when its checkpoint kind has none."""
+    fn = getattr(task, name, None)
+    if fn is None:
+        kind = task.KIND.name
+        raise PosetokError(f"{checkpoint}: field 'kind': a '{kind}' checkpoint; this command needs "
+                           f"{'an estimator' if name == 'infer_file' else 'a pose or sequence tokenizer'}")
+    return fn
+
+
+def _given(fn: Any, kind: str, **options: Any) -> dict[str, Any]:
+    """The options given on the command line (not None), refused by name when ``fn`` does not take them."""
+    accepted = inspect.signature(fn).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in given:
+        if key not in accepted:
+            raise PosetokError(f"--{key.replace('_', '-')}: does not apply to '{kind}' checkpoints")
+    return given
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .io import write_json
     from .tasks import load_with_task
 
     codec, task = load_with_task(args.checkpoint)
-    metrics = task.evaluate_file(codec, args.data, visualize=args.visualize, pck_threshold=args.pck_threshold,
-                                 num_quantizers=args.num_quantizers, animation=args.animation)
+    fn = _task_command(task, "evaluate_file", args.checkpoint)
+    options = _given(fn, task.KIND.name, visualize=args.visualize, pck_threshold=args.pck_threshold,
+                     num_quantizers=args.num_quantizers, animation=args.animation, images=args.images,
+                     boxes=args.boxes, flip=False if args.no_flip else None, box_score_thr=args.box_score_thr)
+    metrics = fn(codec, args.data, **options)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
     if args.json:
         write_json(args.json, metrics)
@@ -43,7 +68,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     from .tasks import load_with_task
 
     codec, task = load_with_task(args.checkpoint)
-    print(task.tokenize_file(codec, args.annotations, args.output))
+    print(_task_command(task, "tokenize_file", args.checkpoint)(codec, args.annotations, args.output))
     return 0
 
 
@@ -51,7 +76,54 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     from .tasks import load_with_task
 
     codec, task = load_with_task(args.checkpoint)
-    print(task.detokenize_file(codec, args.tokens, args.output, num_quantizers=args.num_quantizers))
+    fn = _task_command(task, "detokenize_file", args.checkpoint)
+    print(fn(codec, args.tokens, args.output, num_quantizers=args.num_quantizers))
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from .tasks import load_with_task
+
+    est, task = load_with_task(args.checkpoint)
+    fn = _task_command(task, "infer_file", args.checkpoint)
+    detector = None
+    if args.detector:
+        from .models.detector import PersonDetector
+
+        detector = PersonDetector(args.detector, args.detector_weights, score_thr=args.box_score_thr)
+    elif args.detector_weights:
+        raise PosetokError("--detector-weights: give --detector NAME too")
+    result = fn(est, args.input, args.output, boxes=args.boxes, bbox=args.bbox, kpt_thr=args.kpt_thr,
+                flip=not args.no_flip, box_score_thr=args.box_score_thr, detector=detector)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .info import model_info
+
+    result = model_info(args.source, args.overrides)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .io import write_json
+    from .tasks.estimator import score_file
+
+    metrics = score_file(args.predictions, args.data, nms=args.nms, score_mode=args.score_mode,
+                         nms_thr=args.nms_thr, keypoint_thr=args.keypoint_thr)
+    if args.json:
+        write_json(args.json, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .tasks.estimator import convert_mmpose
+
+    result = convert_mmpose(args.checkpoint, args.config, args.output)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -85,6 +157,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     result = export_tokenizer(args.checkpoint, args.format, args.output)
     print(json.dumps(result, indent=2))
+    if "check_passed" in result:  # an estimator: one graph, keypoints compared
+        if not result["check_passed"]:
+            print(f"posetok export: error: {result['model']}: field 'keypoints': "
+                  f"{result['mismatched_joints'] - result['rounding_tie_joints']} joints differ from PyTorch",
+                  file=sys.stderr)
+            return 1
+        return 0
     if not result["tokens_match"]:
         print(f"posetok export: error: {result['encoder']}: field 'tokens': {result['token_mismatches']} tokens "
               "differ from PyTorch", file=sys.stderr)
@@ -98,7 +177,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .io import write_json
 
-    if args.target == "sequence":
+    if args.target == "estimator":
+        from .bench.estimator import bench_estimator
+        from .config import load_config
+
+        cfg = load_config(args.config, args.overrides)
+        if cfg.get("task") != "estimator":
+            raise PosetokError(f"{args.config}: field 'task': expected 'estimator' for bench estimator, "
+                               f"got {cfg.get('task')!r}")
+        result = bench_estimator(cfg, batch=args.batch, train_batch=args.train_batch, seconds=args.seconds,
+                                 device=args.device, workers=args.workers, precision=args.precision)
+    elif args.target == "sequence":
         from .bench import bench_sequence_config
         from .config import load_config
 
@@ -123,25 +212,72 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posetok", description="Human pose as discrete tokens.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("train", help="train a tokenizer from a config")
+    s = sub.add_parser("train", help="train a tokenizer or an estimator from a config")
     s.add_argument("config", help="YAML config (see configs/)")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. out=runs/x")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("eval", help="reconstruct poses or pose sequences with a tokenizer and score them")
-    s.add_argument("checkpoint", help="model.ckpt (or a run's last.ckpt), pose or sequence tokenizer")
+    s = sub.add_parser("eval", help="score a checkpoint: tokenizers reconstruct poses or sequences, estimators "
+                                     "predict people in images (COCO keypoint AP)")
+    s.add_argument("checkpoint", help="model.ckpt (or a run's last.ckpt) of any task")
     s.add_argument("--data", required=True,
-                   help="pose tokenizer: COCO keypoint JSON; sequence tokenizer: a .npz sequence or a folder of "
-                        "them (its test/ subfolder when there is one)")
+                   help="pose tokenizer or estimator: COCO keypoint JSON; sequence tokenizer: a .npz sequence or a "
+                        "folder of them (its test/ subfolder when there is one)")
+    s.add_argument("--images", help="estimators: the image folder of --data")
+    s.add_argument("--boxes", help="estimators: person detections ([{image_id, category_id, bbox, score}]) to crop "
+                                   "instead of the annotated boxes")
+    s.add_argument("--box-score-thr", type=float, help="estimators: drop detections scored below this (default 0)")
+    s.add_argument("--no-flip", action="store_true", help="estimators: no flip test")
     s.add_argument("--json", help="also write the metrics to this JSON file")
     s.add_argument("--visualize", metavar="DIR",
-                   help="write figures here: reconstructions, per-keypoint error, codebook usage (PNG); for "
-                        "sequences also a side-by-side animation and the rate-distortion curve")
+                   help="write figures here: reconstructions (estimators: the best and worst people), per-keypoint "
+                        "error, codebook usage (PNG); for sequences also a side-by-side animation and the "
+                        "rate-distortion curve")
     s.add_argument("--animation", choices=("gif", "mp4"), help="sequences: animation format (default gif)")
     s.add_argument("--pck-threshold", type=float,
-                   help="PCK threshold as a fraction of the person's box size (default 0.05)")
+                   help="tokenizers: PCK threshold as a fraction of the person's box size (default 0.05)")
     s.add_argument("--num-quantizers", type=int, help="sequences: decode from the first q quantizers only")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("infer", help="estimate poses on an image, a folder of images or a video")
+    s.add_argument("checkpoint", help="an estimator's model.ckpt")
+    s.add_argument("input", help="an image, a folder of images or a video")
+    s.add_argument("-o", "--output", default="infer_out",
+                   help="output folder: overlays and predictions.json (images), an MP4 and a sequence .npz (video)")
+    s.add_argument("--boxes", help="person detections [{image_id, category_id, bbox, score}] (video: image_id is "
+                                   "the frame index)")
+    s.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), help="one person box")
+    s.add_argument("--detector", help="a torchvision detection model, e.g. fasterrcnn_resnet50_fpn")
+    s.add_argument("--detector-weights", help="local weight file of --detector")
+    s.add_argument("--box-score-thr", type=float, default=0.3, help="person box score threshold (default 0.3)")
+    s.add_argument("--kpt-thr", type=float, default=0.3, help="joints scored below this are not drawn")
+    s.add_argument("--no-flip", action="store_true", help="no flip test")
+    s.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("info", help="a model's kind, skeleton, input size, parameters and GMACs")
+    s.add_argument("source", metavar="CONFIG_OR_CKPT", help="a YAML config or a model.ckpt")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("score", help="score a COCO keypoint results file against annotations")
+    s.add_argument("predictions", help="COCO keypoint results JSON ([{image_id, category_id, keypoints, score}])")
+    s.add_argument("--data", required=True, help="the COCO keypoint annotations")
+    s.add_argument("--nms", choices=("oks", "soft-oks", "none"), default="oks")
+    s.add_argument("--nms-thr", type=float, help="OKS threshold of oks NMS, the Gaussian's threshold of soft-oks "
+                                                      "(default 0.9, as MMPose)")
+    s.add_argument("--score-mode", choices=("bbox", "keypoint", "bbox_keypoint"), default="bbox_keypoint")
+    s.add_argument("--keypoint-thr", type=float, default=0.2, help="keypoint scores above this enter rescoring")
+    s.add_argument("--json", help="also write the metrics to this JSON file")
+    s.set_defaults(func=_cmd_score)
+
+    s = sub.add_parser("convert", help="turn another tool's checkpoint into a posetok model.ckpt")
+    csub = s.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    c = csub.add_parser("mmpose", help="an MMPose 1.x top-down heatmap checkpoint (HRNet or HRFormer)")
+    c.add_argument("checkpoint", help="the MMPose .pth")
+    c.add_argument("--config", required=True, help="a posetok estimator config describing the same network")
+    c.add_argument("-o", "--output", required=True, help="the posetok model.ckpt to write")
+    c.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("tokenize", help="COCO keypoint file or pose sequence (.npz) -> tokens (.npz)")
     s.add_argument("checkpoint")
@@ -176,11 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-train", type=int, default=100_000, help="synthetic training poses")
     s.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("export", help="export encoder and decoder to ONNX or TorchScript, then check them")
+    s = sub.add_parser("export", help="export a model (tokenizers: encoder and decoder; estimators: network and "
+                                      "decoding) to ONNX or TorchScript, then check it against PyTorch")
     s.add_argument("checkpoint")
     s.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     s.add_argument("-o", "--output", required=True,
-                   help="FILE.onnx / FILE.pt: writes FILE.encoder.<ext> and FILE.decoder.<ext>")
+                   help="FILE.onnx / FILE.pt: tokenizers write FILE.encoder.<ext> and FILE.decoder.<ext>, "
+                        "estimators FILE.<ext>")
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("bench", help="speed benchmarks (JSON out)")
@@ -204,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train-batch", type=int, default=4, help="windows per training step (0: no training)")
     b.add_argument("--profile", action="store_true", help="also report where one encoder call spends its time, per "
                                                            "op, in eager PyTorch and in onnxruntime")
+    b.add_argument("--json", help="also write the result here")
+    b.set_defaults(func=_cmd_bench)
+    b = bsub.add_parser("estimator", help="top-down estimator: inference crops/s and training images/s beside a "
+                                          "plain PyTorch loop, the image pipeline's samples/s, peak memory")
+    b.add_argument("--config", required=True, help="an estimator config, e.g. configs/estimator/small_real.yaml")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    b.add_argument("--batch", type=int, default=32, help="crops per inference call")
+    b.add_argument("--train-batch", type=int, default=16, help="images per training step")
+    b.add_argument("--workers", type=int, help="DataLoader workers of the real pipeline (default: the config's)")
+    b.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    b.add_argument("--precision", choices=("32", "bf16"), default="32", help="fp32, or bf16 autocast")
+    b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
     b.add_argument("--json", help="also write the result here")
     b.set_defaults(func=_cmd_bench)
     return p

@@ -1,8 +1,10 @@
 """The tasks, one module each: its datasets, Lightning module, ``train`` and ``evaluate``, its checkpoint kind
-and its commands on files (``evaluate_file``, ``tokenize_file``, ``detokenize_file``).
+and its commands on files (``evaluate_file``; ``tokenize_file`` and ``detokenize_file`` for tokenizers,
+``infer_file`` for estimators).
 
 * :mod:`~posetok.tasks.tokenizer`: ``task: tokenizer``, the PCT pose tokenizer (checkpoint kind ``pct``);
 * :mod:`~posetok.tasks.sequence`: ``task: sequence``, the pose sequence tokenizer (kind ``sequence``);
+* :mod:`~posetok.tasks.estimator`: ``task: estimator``, top-down 2D estimation from images (kind ``heatmap``);
 * :mod:`~posetok.tasks.runner`: what their training shares (run folder, Trainer, schedule).
 
 Importing this package imports every task module; each registers its checkpoint kind with
@@ -18,10 +20,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from .. import checkpoint
-from . import sequence, tokenizer
+from . import estimator, sequence, tokenizer
 
 #: Config ``task`` -> its module.
-TASKS: dict[str, ModuleType] = {tokenizer.TASK: tokenizer, sequence.TASK: sequence}
+TASKS: dict[str, ModuleType] = {tokenizer.TASK: tokenizer, sequence.TASK: sequence, estimator.TASK: estimator}
 
 
 def train(cfg: DictConfig, callbacks: list | None = None) -> Path:

@@ -113,7 +113,7 @@ def make_loggers(cfg: DictConfig, out: Path) -> list[Any]:
     return loggers
 
 
-def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader: Any, writer: ModelWriter,
+def fit_run(cfg: DictConfig, task: TimedTask, train_loader: Any, val_loader: Any, writer: ModelWriter,
             callbacks: list[L.Callback] | None = None) -> Path:
     """Fit ``task`` and leave ``cfg.out`` as every run does; returns the path of ``model.ckpt``.
 
@@ -150,10 +150,9 @@ def fit_run(cfg: DictConfig, task: QuantizerTask, train_loader: Any, val_loader:
 
         wandb.finish()  # flushes the run (and its summary) to out/wandb before model.ckpt is written
     if trainer.is_global_zero:
-        if not task.quantizing:
-            print(f"warning: training stopped at step {trainer.global_step}, before optim.vq_start_step="
-                  f"{cfg.optim.vq_start_step}: the codebook was never trained; raise trainer.max_time or lower "
-                  "optim.vq_start_step", file=sys.stderr)
+        warning = task.end_of_run_warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         writer.write(trainer, task)
     return out / "model.ckpt"
 
@@ -171,14 +170,11 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, time_fra
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class QuantizerTask(L.LightningModule):
-    """Base of the tokenizer tasks: a network with a quantizer, trained with AdamW and :func:`warmup_cosine`.
-
-    It keeps the training time across resumes (``train_time_s``, ``time_fraction``, stored in ``last.ckpt``)
-    and the quantizer warm-up switch (``quantizing``: False before ``optim.vq_start_step``, when the decoder
-    reads continuous features). Subclasses build ``self.model`` in :meth:`configure_model` (after Lightning has
-    set up the process group, so the quantizer synchronises its EMA statistics under DDP) and define the steps.
-    """
+class TimedTask(L.LightningModule):
+    """Base of every task's Lightning module: the config (saved as the hyper-parameters, so a ``last.ckpt``
+    describes its run) and the training time across resumes (``train_time_s``, ``time_fraction``, stored in
+    ``last.ckpt``), which time-bounded schedules follow. Subclasses build ``self.model`` in
+    :meth:`configure_model` and define the steps and optimisers."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -207,6 +203,26 @@ class QuantizerTask(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
+
+    def end_of_run_warning(self) -> str | None:
+        """A line to print when training has ended in a state the user should know about; None if all is well."""
+        return None
+
+
+class QuantizerTask(TimedTask):
+    """Base of the tokenizer tasks: a network with a quantizer, trained with AdamW and :func:`warmup_cosine`.
+
+    It adds the quantizer warm-up switch (``quantizing``: False before ``optim.vq_start_step``, when the decoder
+    reads continuous features). Subclasses build ``self.model`` in :meth:`configure_model` after Lightning has
+    set up the process group, so the quantizer synchronises its EMA statistics under DDP.
+    """
+
+    def end_of_run_warning(self) -> str | None:
+        if self.quantizing:
+            return None
+        return (f"training stopped at step {self.global_step}, before optim.vq_start_step="
+                f"{self.cfg.optim.vq_start_step}: the codebook was never trained; raise trainer.max_time or lower "
+                "optim.vq_start_step")
 
     @property
     def quantizing(self) -> bool:

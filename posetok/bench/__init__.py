@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.sequences import SequenceNormalizer
-from .errors import PosetokError
-from .models.pct import PRESETS, PCTTokenizerModel
-from .models.sequence import PRESETS as SEQUENCE_PRESETS
-from .models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims, sequence_losses
-from .perf import cpu_supports_bf16, keep_freed_memory, use_all_cores
-from .skeletons import get_skeleton, skeleton_for_joints
+from ..data.sequences import SequenceNormalizer
+from ..errors import PosetokError
+from ..models.pct import PRESETS, PCTTokenizerModel
+from ..models.sequence import PRESETS as SEQUENCE_PRESETS
+from ..models.sequence import SequenceDims, SequenceTokenizerModel, preset_dims, sequence_losses
+from ..perf import cpu_supports_bf16, keep_freed_memory, use_all_cores
+from ..skeletons import get_skeleton, skeleton_for_joints
 
 
 def _rate(fn: Callable[[], Any], items: int, seconds: float, warmup: int = 2) -> tuple[float, int]:
@@ -299,7 +299,7 @@ def bench_sequence(dims: SequenceDims | str = "default", skeleton: str | None = 
     adds ``encoder_op_seconds``: where an encoder call spends its time, per op, in eager PyTorch
     (:func:`eager_op_seconds`) and in onnxruntime (:func:`onnx_op_seconds`), the mean of 3 calls each.
     """
-    from .export import export_sequence_onnx, rounding_ties, sequence_inputs
+    from ..export import export_sequence_onnx, rounding_ties, sequence_inputs
 
     if isinstance(dims, str) and dims not in SEQUENCE_PRESETS:
         raise PosetokError(f"--preset: unknown sequence preset '{dims}' (known: {', '.join(SEQUENCE_PRESETS)})")
@@ -408,7 +408,7 @@ def bench_sequence_config(config: Any, batch: int = 32, seconds: float = 10.0, f
                           ) -> dict[str, Any]:
     """:func:`bench_sequence` with the model sizes and skeleton of a ``task: sequence`` config (a dict or the
     DictConfig :func:`posetok.config.load_config` returns; resolved here if it is not yet)."""
-    from .config import build_config, sequence_dims
+    from ..config import build_config, sequence_dims
 
     cfg = build_config("sequence", config)
     dims = sequence_dims(cfg)

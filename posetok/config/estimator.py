@@ -1,0 +1,197 @@
+"""Config schema of ``task: estimator``: top-down 2D pose estimation from images with a heatmap head.
+
+Defaults follow MMPose's top-down heatmap recipes (HRNet-W32, COCO, 256 x 192): padding 1.25, MSRA heatmaps of
+sigma 2 at a quarter of the input, flip 0.5, half-body 0.3, shift 0.16 (p 0.3), scale 0.5-1.5, rotation 80 deg
+(p 0.6), Adam 5e-4 with a 500-step linear warm-up and steps at epochs 170 and 200 of 210.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
+
+from ..errors import PosetokError
+from ..skeletons import get_skeleton
+from .common import TrainerConfig
+
+BACKBONES = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w32", "hrnet_w48", "hrformer_s", "hrformer_b")
+HEADS = ("heatmap", "fusion")
+CODECS = ("msra", "udp", "fusion")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("multistep", "cosine")
+NMS = ("oks", "soft-oks", "none")
+SCORE_MODES = ("bbox", "keypoint", "bbox_keypoint")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "hrnet_w32"
+    weights: str | None = None  # a local timm / ImageNet state dict, or an estimator model.ckpt
+    pretrained: bool = False  # timm's own download (needs the internet; never in tests or the demo)
+    drop_path: float | None = None  # None: the network's default
+    frozen: bool = False
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "heatmap"  # heatmap | fusion
+    deconv_channels: list[int] = field(default_factory=list)  # SimpleBaseline-style 4x4 deconvolutions
+    final_bias: float = 0.0  # initial bias of the last layer
+
+
+@dataclass
+class CodecConfig:
+    type: str = "msra"  # msra | udp | fusion (the fusion head's heatmap + offset targets)
+    heatmap_size: list[int] | None = None  # width, height; None: a quarter of the input
+    sigma: float = 2.0
+    unbiased: bool = True  # msra: DARK encoding and decoding (False: argmax + quarter offset)
+    target: str = "gaussian"  # udp: gaussian | combined
+
+
+@dataclass
+class EstimatorModelConfig:
+    kind: str = "heatmap"
+    skeleton: str = "coco17"
+    input_size: list[int] = field(default_factory=lambda: [192, 256])  # width, height of the crop
+    padding: float = 1.25  # box -> crop padding
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+
+
+@dataclass
+class ImageAugmentConfig:
+    """MMPose's top-down augmentation (``RandomFlip``, ``RandomHalfBody``, ``RandomBBoxTransform``, colour)."""
+
+    enabled: bool = True
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_padding: float = 1.5
+    shift_factor: float = 0.16
+    shift_prob: float = 0.3
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    rot_factor: float = 80.0
+    rot_prob: float = 0.6
+    color_jitter: bool = True
+
+
+@dataclass
+class EstimatorDataConfig:
+    train: str | None = None  # COCO / COCO-WholeBody keypoint JSON or MPII JSON; None: the bundled real frames
+    train_images: str | None = None  # the images of ``train``
+    val: str | None = None  # None: the held-out frames of the bundled real sample
+    val_images: str | None = None
+    val_boxes: str | None = None  # person detections for validation ([{image_id, category_id, bbox, score}])
+    box_score_thr: float = 0.0
+    train_fraction: float = 0.8  # bundled real sample: the first 80 % of frames train, the rest is held out
+    batch_size: int = 32
+    val_batch_size: int = 32
+    num_workers: int = 2
+    seed: int = 0
+    augment: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
+
+
+@dataclass
+class EstimatorLossConfig:
+    heatmap: float = 1.0
+    # fusion head only (the seed's six terms)
+    offset: float = 1.0
+    peak: float = 0.5
+    variance: float = 0.1
+    overlap: float = 0.05
+    shape: float = 0.05
+    # an integral (soft-argmax) L1 term on the joint coordinates beside the heatmap loss, in heatmap pixels;
+    # 0 = off (MMPose's recipes)
+    coord: float = 0.0
+
+
+@dataclass
+class EstimatorOptimConfig:
+    name: str = "adam"  # adam | adamw
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 500
+    warmup_ratio: float = 1e-3  # starting lr multiplier of the linear warm-up
+    schedule: str = "multistep"  # multistep (milestones in epochs, x gamma) | cosine (to min_lr_ratio)
+    milestones: list[int] = field(default_factory=lambda: [170, 200])
+    gamma: float = 0.1
+    min_lr_ratio: float = 1e-3
+
+
+@dataclass
+class EstimatorTrainerConfig(TrainerConfig):
+    max_epochs: int | None = 210  # when set, bounds the run instead of max_steps
+    max_steps: int = -1
+    val_every_n_steps: int = 1000
+
+
+@dataclass
+class EstimatorEvalConfig:
+    flip_test: bool = True
+    nms: str = "oks"  # oks | soft-oks | none
+    nms_thr: float = 0.9
+    score_mode: str = "bbox_keypoint"  # bbox | keypoint | bbox_keypoint
+    keypoint_score_thr: float = 0.2
+
+
+@dataclass
+class EstimatorConfig:
+    task: str = "estimator"
+    out: str = "runs/estimator"
+    model: EstimatorModelConfig = field(default_factory=EstimatorModelConfig)
+    data: EstimatorDataConfig = field(default_factory=EstimatorDataConfig)
+    loss: EstimatorLossConfig = field(default_factory=EstimatorLossConfig)
+    optim: EstimatorOptimConfig = field(default_factory=EstimatorOptimConfig)
+    trainer: EstimatorTrainerConfig = field(default_factory=EstimatorTrainerConfig)
+    eval: EstimatorEvalConfig = field(default_factory=EstimatorEvalConfig)
+
+
+def _one_of(value: str, known: tuple[str, ...], key: str, source: str) -> None:
+    if value not in known:
+        raise PosetokError(f"{source}: field '{key}': unknown value {value!r} (known: {', '.join(known)})")
+
+
+def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
+    """Check the fixed sets of values and fill the heatmap size (a quarter of the input by default)."""
+    m = cfg.model
+    _one_of(m.kind, ("heatmap",), "model.kind", source)
+    _one_of(m.backbone.name, BACKBONES, "model.backbone.name", source)
+    _one_of(m.head.kind, HEADS, "model.head.kind", source)
+    _one_of(m.codec.type, CODECS, "model.codec.type", source)
+    _one_of(m.codec.target, ("gaussian", "combined"), "model.codec.target", source)
+    _one_of(cfg.optim.name, OPTIMIZERS, "optim.name", source)
+    _one_of(cfg.optim.schedule, SCHEDULES, "optim.schedule", source)
+    _one_of(cfg.eval.nms, NMS, "eval.nms", source)
+    _one_of(cfg.eval.score_mode, SCORE_MODES, "eval.score_mode", source)
+    if cfg.loss.coord > 0 and m.codec.type == "udp" and m.codec.target == "combined":
+        raise PosetokError(f"{source}: field 'loss.coord': the integral term reads heatmaps; UDP's combined "
+                           "target interleaves offset maps with them")
+    if (m.head.kind == "fusion") != (m.codec.type == "fusion"):
+        raise PosetokError(f"{source}: field 'model.codec.type': the fusion head needs the fusion codec and the "
+                           f"heatmap head a heatmap codec (got head {m.head.kind!r}, codec {m.codec.type!r})")
+    try:
+        get_skeleton(m.skeleton)
+    except (KeyError, PosetokError) as e:
+        raise PosetokError(f"{source}: field 'model.skeleton': {e}") from None
+    if len(m.input_size) != 2 or min(m.input_size) < 16:
+        raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] of at least 16 px")
+    if m.codec.heatmap_size is None:
+        m.codec.heatmap_size = [int(m.input_size[0]) // 4, int(m.input_size[1]) // 4]
+    elif len(m.codec.heatmap_size) != 2 or min(m.codec.heatmap_size) < 4:
+        raise PosetokError(f"{source}: field 'model.codec.heatmap_size': expected [width, height] of at least 4")
+    a = cfg.data.augment
+    if len(a.scale_range) != 2 or not 0 < a.scale_range[0] <= a.scale_range[1]:
+        raise PosetokError(f"{source}: field 'data.augment.scale_range': expected [low, high] with 0 < low <= high")
+    if not 0 < cfg.data.train_fraction < 1:
+        raise PosetokError(f"{source}: field 'data.train_fraction': expected a number between 0 and 1")
+    for split in ("train", "val"):
+        if cfg.data[split] and not cfg.data[f"{split}_images"]:
+            raise PosetokError(f"{source}: field 'data.{split}_images': the image folder of data.{split} is "
+                               "required")
+    t = cfg.trainer
+    if (t.max_epochs is None or t.max_epochs <= 0) and t.max_steps <= 0 and not t.max_time:
+        raise PosetokError(f"{source}: field 'trainer.max_epochs': set max_epochs, max_steps or max_time to "
+                           "bound the run")
+    return cfg

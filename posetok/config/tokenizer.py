@@ -1,0 +1,117 @@
+"""Config schema of ``task: tokenizer`` (the PCT pose tokenizer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import PosetokError
+from ..models.pct import PRESETS as PCT_PRESETS
+from ..models.pct import preset_dims as pct_preset_dims
+from .common import OptimConfig, TrainerConfig
+
+
+@dataclass
+class EncoderConfig:
+    num_blocks: int | None = None
+    hidden_dim: int | None = None
+    token_inter_dim: int | None = None
+    hidden_inter_dim: int | None = None
+    dropout: float | None = None
+    drop_rate: float | None = None
+
+
+@dataclass
+class DecoderConfig:
+    num_blocks: int | None = None
+    hidden_dim: int | None = None
+    token_inter_dim: int | None = None
+    hidden_inter_dim: int | None = None
+    dropout: float | None = None
+
+
+@dataclass
+class CodebookConfig:
+    num_tokens: int | None = None
+    token_dim: int | None = None
+    size: int | None = None
+    ema_decay: float | None = None
+    kmeans_init: bool | None = None
+    kmeans_iters: int | None = None
+    dead_code_threshold: float | None = None
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "pct"
+    preset: str = "pct_small"
+    skeleton: str = "coco17"
+    input_size: list[int] = field(default_factory=lambda: [256, 256])  # width, height of the crop
+    padding: float = 1.25
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    codebook: CodebookConfig = field(default_factory=CodebookConfig)
+
+
+@dataclass
+class AugmentConfig:
+    """Keyword arguments of :class:`posetok.data.transforms.KeypointAugment` (MMPose top-down defaults)."""
+
+    flip_prob: float = 0.5
+    rot_deg: float = 40.0  # hard limit of the uniform rotation angle
+    rot_prob: float = 0.6
+    scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
+    shift_factor: float = 0.16
+    shift_prob: float = 0.3
+    half_body_prob: float = 0.3
+    enabled: bool = True
+
+
+@dataclass
+class DataConfig:
+    train: str | None = None  # COCO keypoint JSON; None: synthetic poses
+    val: str | None = None  # COCO keypoint JSON; None: held-out synthetic poses
+    synthetic_train: int = 200_000
+    synthetic_val: int = 2_000
+    seed: int = 0
+    batch_size: int = 128
+    num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class LossConfig:
+    joint_weight: float = 1.0
+    commit_weight: float = 15.0  # PCT's e_loss_w
+    beta: float = 0.01  # Smooth-L1 transition, in crop units (0.01 = 2.56 px on a 256 px crop)
+
+
+@dataclass
+class TokenizerConfig:
+    task: str = "tokenizer"
+    out: str = "runs/tokenizer"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
+    """Fill the model's empty dimensions from its preset and check the values that have a fixed set."""
+    m = cfg.model
+    if m.kind != "pct":
+        raise PosetokError(f"{source}: field 'model.kind': unknown model kind '{m.kind}' (known: pct)")
+    if m.preset not in PCT_PRESETS:
+        raise PosetokError(f"{source}: field 'model.preset': unknown preset '{m.preset}' "
+                           f"(known: {', '.join(PCT_PRESETS)})")
+    if len(m.input_size) != 2 or min(m.input_size) <= 0:
+        raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] > 0")
+    overrides = {s: OmegaConf.to_container(m[s]) for s in ("encoder", "decoder", "codebook")}
+    dims = pct_preset_dims(m.preset, overrides).to_dict()  # type: ignore[arg-type]
+    for section, values in dims.items():
+        for key, value in values.items():
+            m[section][key] = value
+    return cfg
+

@@ -1,0 +1,85 @@
+"""``posetok info``: what a config or a checkpoint describes: kind, skeleton, input size, parameters, GMACs.
+
+GMACs are multiply-accumulates of one forward pass at batch 1 (``torch.utils.flop_counter`` counts two
+operations per multiply-accumulate; the "GFLOPs" HRNet and HRFormer publish are MACs), so both are given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import load_config
+from .errors import PosetokError
+from .models.complexity import count_macs, count_parameters
+from .skeletons import get_skeleton
+
+
+def _estimator_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    from .tasks.estimator.module import codec_spec, estimator_dims
+
+    dims = estimator_dims(cfg)
+    if model is None:
+        model = _build_estimator(dims)
+    w, h = dims.input_size
+    macs = count_macs(model, (1, 3, h, w))
+    return {"task": "estimator", "kind": "heatmap", "skeleton": cfg.model.skeleton, "num_joints": dims.num_joints,
+            "input_size": [w, h], "backbone": dims.backbone, "head": dims.head, "codec": codec_spec(cfg),
+            "parameters": count_parameters(model), "parameters_M": round(count_parameters(model) / 1e6, 2),
+            "GMACs": round(macs / 1e9, 3), "GFLOPs": round(2 * macs / 1e9, 3)}
+
+
+def _build_estimator(dims: Any) -> torch.nn.Module:
+    from .models.estimator import build_estimator
+
+    return build_estimator(dims).eval()
+
+
+def _tokenizer_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    if model is None:
+        from .models.pct import PCTDims, PCTTokenizerModel
+
+        model = PCTTokenizerModel(get_skeleton(cfg.model.skeleton).num_joints, PCTDims.from_dict(cfg.model))
+    return {"task": "tokenizer", "kind": "pct", "skeleton": cfg.model.skeleton, "preset": cfg.model.preset,
+            "input_size": list(cfg.model.input_size), "parameters": count_parameters(model),
+            "parameters_M": round(count_parameters(model) / 1e6, 3)}
+
+
+def _sequence_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    from .config import sequence_dims
+
+    if model is None:
+        from .models.sequence import SequenceTokenizerModel
+
+        model = SequenceTokenizerModel(sequence_dims(cfg))
+    return {"task": "sequence", "kind": "sequence", "skeleton": cfg.model.skeleton, "preset": cfg.model.preset,
+            "sequence_length": cfg.model.sequence_length, "parameters": count_parameters(model),
+            "parameters_M": round(count_parameters(model) / 1e6, 3)}
+
+
+_INFO = {"estimator": _estimator_info, "tokenizer": _tokenizer_info, "sequence": _sequence_info}
+
+
+def model_info(source: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The description of the model a YAML config (with ``key=value`` overrides) or a checkpoint holds."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml"):
+        cfg = load_config(path, overrides)
+        return {"source": str(path), **_INFO[cfg.task](cfg)}
+    if overrides:
+        raise PosetokError(f"{overrides[0]}: overrides apply to configs, not to checkpoints")
+    from omegaconf import OmegaConf
+
+    from .tasks import load_with_task
+
+    codec, task = load_with_task(path)
+    cfg = OmegaConf.create(codec.info.get("config") or {})
+    if "model" not in cfg:
+        raise PosetokError(f"{path}: field 'config': missing; the checkpoint does not describe its model")
+    from .config import build_config
+
+    cfg = build_config(task.TASK, cfg, str(path))
+    model = getattr(codec, "model", None)
+    return {"source": str(path), **_INFO[task.TASK](cfg, model)}

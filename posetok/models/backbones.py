@@ -1,0 +1,194 @@
+"""Image backbones of the top-down estimator: timm's HRNet and posetok's HRFormer.
+
+Every backbone maps a normalised ``(B, 3, H, W)`` image to a list of NCHW feature maps, highest resolution first,
+and exposes ``out_channels`` (channels of each map) and ``strides`` (their strides: 4, 8, 16, 32).
+
+HRNet comes from timm with ``features_only=True, feature_location=''``: the raw outputs of the four branches
+(timm's default ``'incre'`` returns the classification head's widened maps instead). timm builds the
+classification network, whose last module fuses into all four branches; the pose HRNet of the paper and MMPose
+(``multi_scale_output=False``) fuses only into the stride-4 branch. ``highest_only=True`` removes the unused
+fusion layers of that last module, so the parameters (28.5 M for W32, 63.6 M for W48 with a 1x1 head) and the
+compute match the published pose network. Module names stay timm's, which are also the pose HRNet's, so timm /
+ImageNet state dicts and MMPose weights load by name; the removed layers' keys are skipped when loading.
+
+HRNet has no stochastic depth; HRFormer's rate is ``drop_path``. HRNet needs an input whose sides divide by 32
+(timm's fusion upsamples by fixed factors); HRFormer resizes to the exact size and takes any input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from ..errors import field_error
+from .hrformer import SPECS as HRFORMER_SPECS
+from .hrformer import HRFormer
+
+log = logging.getLogger(__name__)
+
+HRNETS = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w32", "hrnet_w48")
+BACKBONES = HRNETS + tuple(HRFORMER_SPECS)
+
+WEIGHTS_FIELD = "model.backbone.weights"
+# Keys of timm's classification HRNet that a features-only model lacks by design.
+_CLASSIFIER_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.", "fc.", "head.")
+# Buffers that are derived from the architecture (not saved by posetok), present in other codebases' files.
+_DERIVED_SUFFIXES = ("relative_position_index",)
+
+
+@dataclass
+class WeightsReport:
+    """What :func:`load_backbone_weights` did with a weights file.
+
+    ``missing``: backbone keys the file lacked (left at their initial values); ``unexpected``: file keys that
+    fit nowhere; ``ignored``: file keys skipped on purpose (classification head, fusion layers removed by
+    ``highest_only``, derived buffers).
+    """
+
+    path: str
+    loaded: int = 0
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _prune_last_fusion(model: nn.Module) -> tuple[str, ...]:
+    """Keep only the fusion into branch 0 in timm HRNet's last module; return the removed key prefixes."""
+    idx = len(model.stage4) - 1
+    last = model.stage4[idx]
+    removed = tuple(f"stage4.{idx}.fuse_layers.{i}." for i in range(1, len(last.fuse_layers)))
+    last.fuse_layers = nn.ModuleList(list(last.fuse_layers)[:1])
+    # timm's module returns one map per fusion row, so the features model now returns only the stride-4 map.
+    last.multi_scale_output = False
+    return removed
+
+
+def _hrnet(name: str, pretrained: bool, highest_only: bool) -> nn.Module:
+    model = timm.create_model(name, pretrained=pretrained, features_only=True, feature_location="",
+                              out_indices=(1, 2, 3, 4))
+    channels = list(model.feature_info.channels())
+    strides = list(model.feature_info.reduction())
+    model.pruned_prefixes = _prune_last_fusion(model) if highest_only else ()
+    model.out_channels = channels[:1] if highest_only else channels
+    model.strides = strides[:1] if highest_only else strides
+    return model
+
+
+def build_backbone(name: str, *, pretrained: bool = False, weights: str | None = None,
+                   drop_path: float | None = None, highest_only: bool = False, source: str = "config") -> nn.Module:
+    """Build backbone ``name`` (one of :data:`BACKBONES`).
+
+    Args:
+        name: ``hrnet_w18_small``, ``hrnet_w18_small_v2``, ``hrnet_w32``, ``hrnet_w48`` (timm) or
+            ``hrformer_s``, ``hrformer_b`` (:mod:`posetok.models.hrformer`).
+        pretrained: timm's own ImageNet download (HRNet only; needs the internet).
+        weights: a local timm / ImageNet (or estimator) state dict to load, see :func:`load_backbone_weights`;
+            the report is kept as ``backbone.weights_report``.
+        drop_path: HRFormer's stochastic-depth rate (None: 0.1 for S, 0.2 for B); HRNet has none, so only None
+            or 0 is accepted there.
+        highest_only: return only the stride-4 map and drop the last module's other fusion layers (the pose
+            network); False returns all four branches.
+        source: the config file named in error messages.
+
+    Raises:
+        PosetokError: unknown name, drop path on HRNet, ``pretrained`` on HRFormer, or a bad weights file.
+    """
+    if name in HRNETS:
+        if drop_path:
+            raise field_error(source, "model.backbone.drop_path", f"{name} has no stochastic depth (got "
+                              f"{drop_path}); leave it unset")
+        model = _hrnet(name, pretrained, highest_only)
+    elif name in HRFORMER_SPECS:
+        if pretrained:
+            raise field_error(source, "model.backbone.pretrained", f"timm has no {name} to download; give a local "
+                              f"state dict in {WEIGHTS_FIELD}")
+        model = HRFormer(HRFORMER_SPECS[name], drop_path=drop_path, highest_only=highest_only)
+        n = len(model.stage4) - 1
+        model.pruned_prefixes = tuple(f"stage4.{n}.fuse_layers.{i}." for i in range(1, 4)) if highest_only else ()
+    else:
+        raise field_error(source, "model.backbone.name", f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+    model.backbone_name = name
+    model.highest_only = highest_only
+    model.weights_report = load_backbone_weights(model, weights) if weights else None
+    return model
+
+
+def _read_state_dict(path: Path) -> Mapping[str, object]:
+    if not path.is_file():
+        raise field_error(path, WEIGHTS_FIELD, "no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any reader failure is the same user error: an unreadable file
+        raise field_error(path, WEIGHTS_FIELD, f"cannot read a state dict ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a plain, Lightning (``state_dict``) or MMPose / DDP-wrapped state dict, backbone keys only."""
+    while isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+        else:
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise field_error(path, WEIGHTS_FIELD, "not a state dict (expected a mapping of names to tensors)")
+    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    # An estimator / MMPose checkpoint: keep the backbone's part ("model.backbone.x" or "backbone.x" -> "x").
+    if any(".backbone." in "." + k for k in sd):
+        sd = {("." + k).split(".backbone.", 1)[1]: v for k, v in sd.items() if ".backbone." in "." + k}
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_backbone_weights(backbone: nn.Module, weights: str | Path) -> WeightsReport:
+    """Load a local state dict into ``backbone`` by name.
+
+    Strict about shapes (any mismatch is an error), tolerant of keys a features-only model lacks by design: the
+    classification head of timm's HRNet, the fusion layers removed by ``highest_only`` and derived buffers.
+    Other extra keys and backbone keys absent from the file are reported (``WeightsReport``) and logged.
+
+    Raises:
+        PosetokError: naming the file and ``model.backbone.weights`` when it is missing, unreadable, not a state
+            dict, has mismatched shapes, or shares no key with the backbone.
+    """
+    path = Path(weights)
+    sd = _unwrap(_read_state_dict(path), path)
+    own = backbone.state_dict()
+    pruned = tuple(getattr(backbone, "pruned_prefixes", ()))
+    report = WeightsReport(str(path))
+    usable, mismatched = {}, []
+    for key, value in sd.items():
+        if key in own:
+            if tuple(value.shape) != tuple(own[key].shape):
+                mismatched.append(f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}")
+            else:
+                usable[key] = value
+        elif key.startswith(_CLASSIFIER_PREFIXES + pruned) or key.endswith(_DERIVED_SUFFIXES):
+            report.ignored.append(key)
+        else:
+            report.unexpected.append(key)
+    name = getattr(backbone, "backbone_name", "the backbone")
+    if mismatched:
+        more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
+        raise field_error(path, WEIGHTS_FIELD, f"shapes differ from {name}: {'; '.join(mismatched[:3])}{more}")
+    if not usable:
+        raise field_error(path, WEIGHTS_FIELD, f"no key matches {name} (first keys: {', '.join(list(sd)[:3])})")
+    backbone.load_state_dict(usable, strict=False)
+    report.loaded = len(usable)
+    report.missing = [k for k in own if k not in usable]
+    if report.missing or report.unexpected:
+        log.warning("%s: loaded %d tensors; %d backbone keys missing (e.g. %s), %d unexpected (e.g. %s)", path,
+                    report.loaded, len(report.missing), report.missing[:3], len(report.unexpected),
+                    report.unexpected[:3])
+    return report

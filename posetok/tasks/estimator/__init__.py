@@ -1,0 +1,220 @@
+"""Task ``estimator``: top-down 2D pose estimation from images with heatmap heads (HRNet, HRFormer; the plain
+heatmap head or the fusion head). Its datasets, Lightning module, training, evaluation, inference and checkpoint
+kind.
+
+``model.ckpt`` of kind ``heatmap`` (:mod:`posetok.checkpoint` envelope)::
+
+    format: "posetok.estimator"   format_version: 1   kind: "heatmap"
+    skeleton: "coco17"   num_joints: 17
+    dims: {backbone, head, num_joints, input_size, deconv_channels, num_outputs, ...}  (EstimatorDims)
+    codec: {type: msra | udp | fusion, input_size, heatmap_size, sigma, ...}
+    crop: {input_size: [w, h], padding: 1.25}
+    eval: {flip_test, nms, nms_thr, score_mode, keypoint_score_thr}
+    state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version}
+
+A Lightning ``last.ckpt`` of an estimator run loads too: its hyper-parameters hold the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ... import checkpoint
+from ...codecs.heatmap import build_heatmap_codec
+from ...config import build_config
+from ...data.topdown import TopdownAugment
+from ...errors import PosetokError
+from ...models.estimator import EstimatorDims, build_estimator
+from ...skeletons import get_skeleton
+from ..runner import fit_run, prepare_run
+from .evaluation import HeldOut, evaluate, save_visuals, score_file
+from .inference import infer_file
+from .module import EstimatorTask, codec_spec, config_dict, estimator_dims
+from .predictor import TopdownEstimator
+from .samples import People, load_people, real_sample_people, train_loader
+
+TASK = "estimator"
+
+__all__ = ["TASK", "KIND", "train", "evaluate", "evaluate_file", "infer_file", "score_file", "convert_mmpose",
+           "load_estimator", "TopdownEstimator"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoint kind
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _build(path: Path, payload: dict[str, Any], batch_size: int | None) -> TopdownEstimator:
+    try:
+        skeleton = get_skeleton(payload["skeleton"])
+        model = build_estimator(EstimatorDims.from_dict(payload["dims"]))
+        model.load_state_dict(payload["state_dict"])
+        codec = build_heatmap_codec(payload["codec"])
+    except PosetokError as e:
+        raise PosetokError(f"{path}: field 'dims': {e}") from None
+    except (RuntimeError, TypeError, KeyError, ValueError) as e:
+        raise checkpoint.state_dict_error(path, e) from None
+    model.eval()
+    crop = payload["crop"]
+    return TopdownEstimator(model, codec, skeleton, tuple(crop["input_size"]), crop["padding"],
+                            flip_test=bool(payload.get("eval", {}).get("flip_test", True)),
+                            batch_size=batch_size or 32)
+
+
+def _payload_fields(cfg: Any) -> dict[str, Any]:
+    m = cfg["model"] if isinstance(cfg, dict) else cfg.model
+    c = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    return {"skeleton": m["skeleton"], "num_joints": get_skeleton(m["skeleton"]).num_joints,
+            "dims": estimator_dims(c).to_dict(), "codec": codec_spec(c),
+            "crop": {"input_size": [int(v) for v in m["input_size"]], "padding": float(m["padding"])},
+            "eval": OmegaConf.to_container(c.eval)}
+
+
+def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    cfg = checkpoint.lightning_config(path, obj)
+    return {"format": KIND.format, "format_version": KIND.format_version, "kind": cfg["model"]["kind"],
+            **_payload_fields(cfg), "state_dict": checkpoint.lightning_weights(obj), "config": cfg,
+            "meta": {"global_step": obj.get("global_step")}}
+
+
+KIND = checkpoint.register(checkpoint.CheckpointKind(
+    name="heatmap", task=TASK, format="posetok.estimator", format_version=1,
+    fields=("skeleton", "dims", "codec", "crop"), build=_build, from_lightning=_from_lightning))
+
+
+def estimator_payload(model: torch.nn.Module, cfg: DictConfig, meta: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """The ``model.ckpt`` dict of a trained network (layout in the module docstring)."""
+    return checkpoint.envelope(KIND, model.state_dict(), config_dict(cfg), meta, **_payload_fields(cfg))
+
+
+def load_estimator(path: str | Path, batch_size: int = 32) -> TopdownEstimator:
+    """Load an estimator checkpoint (``model.ckpt`` or a run's ``last.ckpt``) as a :class:`TopdownEstimator`."""
+    return checkpoint.load_as(path, batch_size, kind=KIND.name)[1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _WriteModel:
+    def __init__(self, out: Path, cfg: DictConfig) -> None:
+        self.out = out
+        self.cfg = cfg
+
+    def write(self, trainer: L.Trainer, task: EstimatorTask) -> Path:
+        payload = estimator_payload(task.model, self.cfg, {"global_step": trainer.global_step,
+                                                            "train_time_s": round(task.train_time_s(), 1)})
+        return checkpoint.save(self.out / "model.ckpt", payload)
+
+
+def people_for(cfg: DictConfig, split: str) -> People:
+    d = cfg.data
+    if d[split]:
+        boxes = d.val_boxes if split == "val" else None
+        return load_people(d[split], d[f"{split}_images"], cfg.model.skeleton, boxes, d.box_score_thr)
+    people = real_sample_people(split, d.train_fraction)
+    people.extra["subset"] = True
+    return people
+
+
+def augmentation(cfg: DictConfig) -> TopdownAugment | None:
+    a = cfg.data.augment
+    if not a.enabled:
+        return None
+    m = cfg.model
+    return TopdownAugment.for_skeleton(
+        get_skeleton(m.skeleton), m.input_size[0] / m.input_size[1], flip_prob=a.flip_prob,
+        half_body_prob=a.half_body_prob, half_body_padding=a.half_body_padding, shift_factor=a.shift_factor,
+        shift_prob=a.shift_prob, scale_range=tuple(a.scale_range), rot_factor=a.rot_factor, rot_prob=a.rot_prob,
+        color_prob=1.0 if a.color_jitter else 0.0)
+
+
+def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | None = None) -> Path:
+    """Train a top-down estimator as ``config`` says (``task: estimator``, or a partial dict of one); returns
+    the path of ``model.ckpt``. Without ``data.train`` it trains on the first frames of the bundled real
+    sample and reports the AP of the held-out rest at every validation."""
+    cfg = build_config(TASK, config)
+    prepare_run(cfg)
+    m, d = cfg.model, cfg.data
+    train_people, val_people = people_for(cfg, "train"), people_for(cfg, "val")
+    for people in (train_people, val_people):
+        if people.skeleton.name != m.skeleton:
+            raise PosetokError(f"{people.source}: field 'categories': skeleton '{people.skeleton.name}', the "
+                               f"config's model.skeleton is '{m.skeleton}'")
+    codec = build_heatmap_codec(codec_spec(cfg))
+    loader = train_loader(train_people, codec, tuple(m.input_size), m.padding, augmentation(cfg), d.batch_size,
+                          d.num_workers, d.seed)
+    if cfg.trainer.max_epochs and cfg.trainer.max_epochs > 0:
+        cfg.trainer.max_steps = int(cfg.trainer.max_epochs) * len(loader)
+    task = EstimatorTask(config_dict(cfg), steps_per_epoch=len(loader))
+
+    def make_estimator(model: torch.nn.Module) -> TopdownEstimator:
+        return TopdownEstimator(model, task.codec, train_people.skeleton, tuple(m.input_size), m.padding,
+                                flip_test=cfg.eval.flip_test, batch_size=d.val_batch_size)
+
+    task.evaluator = HeldOut(val_people, make_estimator, cfg.eval)
+    # Lightning needs a validation loader to schedule validation; the held-out AP is computed by the evaluator.
+    val_loader = torch.utils.data.DataLoader([0], batch_size=1)
+    return fit_run(cfg, task, loader, val_loader, _WriteModel(Path(cfg.out), cfg), callbacks)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Commands on files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | None = None,
+                  boxes: str | Path | None = None, flip: bool = True, visualize: str | Path | None = None,
+                  box_score_thr: float = 0.0) -> dict[str, Any]:
+    """``posetok eval`` of an estimator: COCO keypoint AP on ``data`` (a COCO keypoint JSON with its image
+    folder ``images``), on annotated boxes or on the detection file ``boxes``; see :func:`evaluate`."""
+    if images is None:
+        raise PosetokError("--images: required for an estimator: the image folder of --data")
+    people = load_people(data, images, est.skeleton.name, boxes, box_score_thr)
+    e = est.info.get("eval", {})
+    est.flip_test = flip
+    metrics, arrays = evaluate(est, people, e.get("nms", "oks"), e.get("nms_thr", 0.9),
+                               e.get("score_mode", "bbox_keypoint"), e.get("keypoint_score_thr", 0.2),
+                               progress=True)
+    if visualize:
+        save_visuals(visualize, est, people, arrays["preds"])
+    return metrics
+
+
+def convert_mmpose(source: str | Path, config: str | Path, output: str | Path) -> dict[str, Any]:
+    """``posetok convert mmpose``: an MMPose 1.x top-down heatmap checkpoint (HRNet or HRFormer backbone,
+    ``backbone.*`` and ``head.*`` keys) -> a posetok ``model.ckpt`` of the network ``config`` describes.
+
+    Returns a summary with the keys that could not be placed (``unplaced``) and the model's keys that received
+    nothing (``missing``); the checkpoint is written only when every model key received a weight.
+    """
+    from ...config import load_config
+    from ...models.convert import convert_mmpose_state_dict
+
+    cfg = load_config(config)
+    if cfg.task != TASK:
+        raise PosetokError(f"{config}: field 'task': expected 'estimator', got {cfg.task!r}")
+    obj = checkpoint.read_checkpoint(source)
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, dict) or not any(k.startswith("backbone.") for k in state):
+        raise PosetokError(f"{source}: field 'state_dict': no 'backbone.*' keys; not an MMPose top-down checkpoint")
+    model = build_estimator(estimator_dims(cfg))
+    converted, unplaced = convert_mmpose_state_dict(state, model)
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in converted)
+    if missing:
+        raise PosetokError(f"{source}: field 'state_dict': {len(missing)} weights of the {cfg.model.backbone.name} "
+                           f"network are not in the file (first: {missing[0]}); check --config")
+    try:
+        model.load_state_dict(converted)
+    except RuntimeError as e:
+        raise checkpoint.state_dict_error(source, e) from None
+    checkpoint.save(output, estimator_payload(model, cfg, {"converted_from": str(source)}))
+    return {"output": str(output), "placed": len(converted), "unplaced": unplaced}
