@@ -179,10 +179,13 @@ def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | 
         raise PosetokError("--images: required for an estimator: the image folder of --data")
     people = load_people(data, images, est.skeleton.name, boxes, box_score_thr)
     e = est.info.get("eval", {})
-    est.flip_test = flip
-    metrics, arrays = evaluate(est, people, e.get("nms", "oks"), e.get("nms_thr", 0.9),
-                               e.get("score_mode", "bbox_keypoint"), e.get("keypoint_score_thr", 0.2),
-                               progress=True)
+    saved, est.flip_test = est.flip_test, flip
+    try:
+        metrics, arrays = evaluate(est, people, e.get("nms", "oks"), e.get("nms_thr", 0.9),
+                                   e.get("score_mode", "bbox_keypoint"), e.get("keypoint_score_thr", 0.2),
+                                   progress=True)
+    finally:
+        est.flip_test = saved
     if visualize:
         save_visuals(visualize, est, people, arrays["preds"])
     return metrics

@@ -112,10 +112,13 @@ def load_people(ann: str | Path, images: str | Path, skeleton: str | None = None
 
 
 def real_sample_people(part: str, train_fraction: float = 0.8) -> People:
-    """The bundled real frames, split by time: ``part`` ``train`` (the first frames) or ``val`` (the rest)."""
+    """The bundled real frames, split by time: ``part`` ``train`` (the first frames) or ``val`` (the rest).
+    Marked as a subset (``extra["subset"]``): COCO AP scores them against their own people, not the whole file."""
     ann, images = real_sample_paths()
     train, held_out = split_by_time(load_coco_keypoints(ann, skeleton="coco17"), train_fraction)
-    return coco_people(train if part == "train" else held_out, images)
+    people = coco_people(train if part == "train" else held_out, images)
+    people.extra["subset"] = True
+    return people
 
 
 # ----------------------------------------------------------------------------------------------------------
