@@ -55,7 +55,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     fn = _task_command(task, "evaluate_file", args.checkpoint)
     options = _given(fn, task.KIND.name, visualize=args.visualize, pck_threshold=args.pck_threshold,
                      num_quantizers=args.num_quantizers, animation=args.animation, images=args.images,
-                     boxes=args.boxes, flip=False if args.no_flip else None, box_score_thr=args.box_score_thr)
+                     boxes=args.boxes, flip=False if args.no_flip else None, box_score_thr=args.box_score_thr,
+                     head_boxes=args.head_boxes)
     metrics = fn(codec, args.data, **options)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
     if args.json:
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "instead of the annotated boxes")
     s.add_argument("--box-score-thr", type=float, help="estimators: drop detections scored below this (default 0)")
     s.add_argument("--no-flip", action="store_true", help="estimators: no flip test")
+    s.add_argument("--head-boxes", help="estimators on MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON of "
+                                        "x1, y1, x2, y2 per person)")
     s.add_argument("--json", help="also write the metrics to this JSON file")
     s.add_argument("--visualize", metavar="DIR",
                    help="write figures here: reconstructions (estimators: the best and worst people), per-keypoint "

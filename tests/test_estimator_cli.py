@@ -519,3 +519,70 @@ def test_estimator_flags_refused_for_a_tokenizer(data, capsys):
     ann, images, _ = data
     user_error(capsys, ["eval", PCT_CKPT, "--data", ann, "--images", images], "--images",
                "does not apply to 'pct' checkpoints")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MPII: PCKh with head boxes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_mpii(folder: Path, num: int = 3) -> tuple[Path, Path, Path]:
+    """``num`` bundled frames as an MPII JSON (HRNet form: 1-based joints, center, scale), their image folder and
+    a JSON of head boxes; the joints are a fixed pose placed in each image."""
+    images = folder / "images"
+    images.mkdir()
+    records, heads = [], []
+    for i, src in enumerate(sorted(SAMPLE_IMAGES.iterdir())[:num]):
+        shutil.copy(src, images / src.name)
+        h, w = cv2.imread(str(src)).shape[:2]
+        xs = np.linspace(0.3, 0.7, 16) * w
+        ys = np.linspace(0.1, 0.9, 16) * h
+        records.append({"image": src.name, "joints": [[float(x) + 1, float(y) + 1] for x, y in zip(xs, ys)],
+                        "joints_vis": [1] * 16, "center": [w / 2 + 1, h / 2 + 1], "scale": h / 200 / 1.25})
+        heads.append([w * 0.4, 0.0, w * 0.6, h * 0.1 + i])
+    ann = folder / "valid.json"
+    ann.write_text(json.dumps(records))
+    head = folder / "heads.json"
+    head.write_text(json.dumps(heads))
+    return ann, images, head
+
+
+def test_eval_mpii_reports_pckh_per_joint(capsys, tmp_path, mpii_ckpt):
+    ann, images, head = write_mpii(tmp_path)
+    code, out, err = run(capsys, "eval", mpii_ckpt, "--data", ann, "--images", images, "--head-boxes", head)
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["num_people"] == 3
+    pckh = metrics["pckh"]
+    assert {"head_top", "Head", "Shoulder", "Wrist", "Ankle", "Mean", "Mean@0.1"} <= set(pckh)
+    assert 0.0 <= metrics["PCKh@0.1"] <= metrics["PCKh@0.5"] <= 100.0
+    assert metrics["PCKh@0.5"] == pckh["Mean"]
+
+
+def test_eval_mpii_without_head_boxes_is_refused(capsys, tmp_path, mpii_ckpt):
+    ann, images, _ = write_mpii(tmp_path)
+    user_error(capsys, ["eval", mpii_ckpt, "--data", ann, "--images", images], str(ann), "--head-boxes")
+
+
+def test_head_boxes_of_the_wrong_count_are_refused(capsys, tmp_path, mpii_ckpt):
+    ann, images, head = write_mpii(tmp_path)
+    head.write_text(json.dumps([[0, 0, 10, 10]]))
+    user_error(capsys, ["eval", mpii_ckpt, "--data", ann, "--images", images, "--head-boxes", head], str(head),
+               "1 head boxes for 3 people")
+
+
+@pytest.fixture(scope="module")
+def mpii_ckpt(tmp_path_factory, one_thread) -> Path:
+    """A tiny MPII-16 estimator (random weights are enough to exercise PCKh)."""
+    from posetok.config import build_config
+    from posetok.tasks.estimator import estimator_payload
+    from posetok.tasks.estimator.module import estimator_dims
+
+    cfg = build_config("estimator", {"model": {"skeleton": "mpii16", "input_size": [64, 64],
+                                               "backbone": {"name": "hrnet_w18_small"}}})
+    from posetok import checkpoint
+    from posetok.models.estimator import build_estimator
+
+    torch.manual_seed(0)
+    model = build_estimator(estimator_dims(cfg))
+    return checkpoint.save(tmp_path_factory.mktemp("mpii") / "model.ckpt", estimator_payload(model, cfg))

@@ -84,6 +84,7 @@ class EstimatorDataConfig:
     val_images: str | None = None
     val_boxes: str | None = None  # person detections for validation ([{image_id, category_id, bbox, score}])
     box_score_thr: float = 0.0
+    val_head_boxes: str | None = None  # MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON x1, y1, x2, y2)
     train_fraction: float = 0.8  # bundled real sample: the first 80 % of frames train, the rest is held out
     batch_size: int = 32
     val_batch_size: int = 32

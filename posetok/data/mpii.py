@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -153,3 +154,39 @@ def hrnet_center_scale(centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndar
     scales = np.asarray(scales, dtype=np.float32)
     centers[:, 1] += 15.0 * scales
     return centers, scales * np.float32(1.25)
+
+
+def load_mpii_head_boxes(path: str | os.PathLike, num_people: int) -> np.ndarray:
+    """MPII head boxes for PCKh, one per person of the annotation file in its order: ``(N, 4)`` float64
+    ``x1, y1, x2, y2`` in pixels (PCKh uses their diagonal only, so either pixel origin works).
+
+    ``path``: the official ``gt_valid.mat`` (``headboxes_src`` of shape ``(2, 2, N)``; reading it needs scipy),
+    a ``.npy`` array ``(N, 4)``, or a JSON list of ``[x1, y1, x2, y2]``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PosetokError(f"{path}: head box file not found")
+    if path.suffix == ".mat":
+        try:
+            from scipy.io import loadmat
+        except ImportError:
+            raise PosetokError(f"{path}: reading MPII .mat files needs scipy (pip install scipy); or give the "
+                               "head boxes as .npy or JSON") from None
+        mat = loadmat(str(path))
+        if "headboxes_src" not in mat:
+            raise field_error(path, "headboxes_src", "missing")
+        hb = np.asarray(mat["headboxes_src"], dtype=np.float64)
+        if hb.ndim != 3 or hb.shape[:2] != (2, 2):
+            raise field_error(path, "headboxes_src", f"expected shape (2, 2, N), got {hb.shape}")
+        boxes = np.concatenate([hb[0].T, hb[1].T], axis=1)
+    elif path.suffix == ".npy":
+        boxes = np.load(path, allow_pickle=False).astype(np.float64)
+    else:
+        doc = read_json_file(path)
+        boxes = np.array([number_list(b, path, f"[{i}]", 4) for i, b in enumerate(doc)], dtype=np.float64) \
+            if isinstance(doc, list) else np.zeros((0,))
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise PosetokError(f"{path}: expected head boxes of shape (N, 4) x1, y1, x2, y2, got {boxes.shape}")
+    if len(boxes) != num_people:
+        raise PosetokError(f"{path}: {len(boxes)} head boxes for {num_people} people in the annotation file")
+    return boxes

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from ... import checkpoint
 from ...codecs.heatmap import build_heatmap_codec
 from ...config import build_config
+from ...data.mpii import load_mpii_head_boxes
 from ...data.topdown import TopdownAugment
 from ...errors import PosetokError
 from ...models.estimator import EstimatorDims, build_estimator
@@ -118,7 +119,13 @@ def people_for(cfg: DictConfig, split: str) -> People:
     d = cfg.data
     if d[split]:
         boxes = d.val_boxes if split == "val" else None
-        return load_people(d[split], d[f"{split}_images"], cfg.model.skeleton, boxes, d.box_score_thr)
+        people = load_people(d[split], d[f"{split}_images"], cfg.model.skeleton, boxes, d.box_score_thr)
+        if split == "val" and people.mpii is not None:
+            if not d.val_head_boxes:
+                raise PosetokError(f"{d.val}: MPII validation scores PCKh, which needs data.val_head_boxes "
+                                   "(gt_valid.mat, or a .npy / JSON of x1, y1, x2, y2 per person)")
+            people.extra["head_boxes"] = load_mpii_head_boxes(d.val_head_boxes, len(people))
+        return people
     people = real_sample_people(split, d.train_fraction)
     people.extra["subset"] = True
     return people
@@ -172,12 +179,17 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
 
 def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | None = None,
                   boxes: str | Path | None = None, flip: bool = True, visualize: str | Path | None = None,
-                  box_score_thr: float = 0.0) -> dict[str, Any]:
-    """``posetok eval`` of an estimator: COCO keypoint AP on ``data`` (a COCO keypoint JSON with its image
-    folder ``images``), on annotated boxes or on the detection file ``boxes``; see :func:`evaluate`."""
+                  box_score_thr: float = 0.0, head_boxes: str | Path | None = None) -> dict[str, Any]:
+    """``posetok eval`` of an estimator on ``data`` with its image folder ``images``: COCO keypoint AP (a COCO or
+    COCO-WholeBody file; annotated boxes or the detection file ``boxes``) or MPII PCKh (an MPII file, with the
+    ``head_boxes`` of :func:`posetok.data.mpii.load_mpii_head_boxes`); see :func:`evaluate`."""
     if images is None:
         raise PosetokError("--images: required for an estimator: the image folder of --data")
     people = load_people(data, images, est.skeleton.name, boxes, box_score_thr)
+    if head_boxes is not None:
+        if people.mpii is None:
+            raise PosetokError(f"--head-boxes: applies to MPII annotation files; {data} is a COCO file")
+        people.extra["head_boxes"] = load_mpii_head_boxes(head_boxes, len(people))
     e = est.info.get("eval", {})
     saved, est.flip_test = est.flip_test, flip
     try:

@@ -14,8 +14,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...data.topdown import TopdownDataset
+from ...errors import PosetokError
 from ...metrics.coco import coco_keypoint_eval, keypoint_gt
 from ...metrics.coco_results import group_nms, rescore, score_results
+from ...metrics.mpii_eval import pckh_report
 from .predictor import TopdownEstimator, to_image
 from .samples import People, crop_frames
 
@@ -95,6 +97,14 @@ def evaluate(est: TopdownEstimator, people: People, nms: str = "oks", nms_thr: f
         results = coco_results(people, preds, sizes[:, 0] * sizes[:, 1], nms, nms_thr, score_mode, keypoint_thr)
         metrics.update(coco_keypoint_eval(gt_document(people), results, people.skeleton.sigmas))
         metrics["num_results"] = len(results)
+    if people.mpii is not None:
+        head = people.extra.get("head_boxes")
+        if head is None:
+            raise PosetokError(f"{people.source}: MPII PCKh needs the head boxes: --head-boxes gt_valid.mat (or a "
+                               ".npy / JSON of x1, y1, x2, y2 per person)")
+        metrics["pckh"] = pckh_report(preds[..., :2], people.keypoints, head)
+        metrics["PCKh@0.5"] = metrics["pckh"]["Mean"]
+        metrics["PCKh@0.1"] = metrics["pckh"]["Mean@0.1"]
     if not people.detected:
         labelled = people.keypoints[..., 2] > 0
         err = np.linalg.norm(preds[..., :2] - people.keypoints[..., :2], axis=-1)
@@ -117,7 +127,8 @@ class HeldOut:
         est = self.make_estimator(model)
         metrics, _ = evaluate(est, self.people, e.nms, e.nms_thr, e.score_mode, e.keypoint_score_thr,
                               self.num_workers)
-        names = {"oks_ap": "AP", "ap50": "AP50", "ap75": "AP75", "mean_error_px": "error_px"}
+        names = {"oks_ap": "AP", "ap50": "AP50", "ap75": "AP75", "PCKh@0.5": "PCKh", "PCKh@0.1": "PCKh@0.1",
+                 "mean_error_px": "error_px"}
         return {new: metrics[old] for old, new in names.items() if old in metrics}
 
 
