@@ -353,3 +353,31 @@ def test_video_follows_a_person_whose_joints_leave_the_frame(est, tmp_path):
     with np.load(tmp_path / "out" / "clip.npz") as f:
         poses = f["poses"]
     assert poses.shape == (6, 17, 3) and (poses[..., :2] < 0).all()  # the crop's corner is off the image
+
+
+def test_synthetic_people_are_mixed_into_training():
+    """``data.synthetic``: rendered people join the real frames at ``synthetic_share`` of each batch; an epoch
+    still shows each real frame once on average, and the rendered crops carry heatmap targets."""
+    from posetok.codecs.heatmap import build_heatmap_codec
+    from posetok.tasks.estimator.samples import real_sample_people, synthetic_crops, train_loader
+
+    people = real_sample_people("train")
+    codec = build_heatmap_codec({"type": "msra", "input_size": [64, 64], "heatmap_size": [16, 16], "sigma": 2.0})
+    synth = synthetic_crops(people, 50, (128, 128), (64, 64), 1.25, codec.udp, None, seed=0)
+    loader = train_loader(people, codec, (64, 64), 1.25, None, 8, 0, 0, synth, synthetic_share=0.6)
+    assert len(loader.sampler) == round(len(people) / 0.4)
+    drawn = np.array(list(loader.sampler))
+    share = (drawn >= len(people)).mean()
+    assert 0.5 < share < 0.7
+    sample = loader.dataset[len(people)]  # the first synthetic person
+    assert sample["image"].shape == (64, 64, 3) and sample["image"].dtype == np.uint8
+    assert sample["heatmaps"].shape == (17, 16, 16) and sample["target_weights"].sum() > 8
+
+
+def test_training_with_synthetic_people(tmp_path):
+    from posetok.tasks.estimator import train
+
+    cfg = tiny_config(tmp_path / "run", max_steps=2)
+    cfg["data"].update({"synthetic": 40, "synthetic_share": 0.5, "synthetic_size": [96, 96]})
+    path = train(cfg)
+    assert posetok.load(path).info["config"]["data"]["synthetic"] == 40

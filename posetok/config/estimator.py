@@ -86,6 +86,11 @@ class EstimatorDataConfig:
     box_score_thr: float = 0.0
     val_head_boxes: str | None = None  # MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON x1, y1, x2, y2)
     train_fraction: float = 0.8  # bundled real sample: the first 80 % of frames train, the rest is held out
+    # Rendered synthetic people mixed into training (posetok.data.synthetic_images): a prior on body shape and
+    # pose for small real sets; 0 = none. ``synthetic_share`` of each batch is synthetic on average.
+    synthetic: int = 0
+    synthetic_share: float = 0.5
+    synthetic_size: list[int] = field(default_factory=lambda: [256, 256])
     batch_size: int = 32
     val_batch_size: int = 32
     num_workers: int = 2
@@ -185,6 +190,12 @@ def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
     a = cfg.data.augment
     if len(a.scale_range) != 2 or not 0 < a.scale_range[0] <= a.scale_range[1]:
         raise PosetokError(f"{source}: field 'data.augment.scale_range': expected [low, high] with 0 < low <= high")
+    if cfg.data.synthetic < 0 or not 0 <= cfg.data.synthetic_share < 1:
+        raise PosetokError(f"{source}: field 'data.synthetic_share': expected 0 <= share < 1 (and data.synthetic "
+                           ">= 0)")
+    if cfg.data.synthetic and m.skeleton != "coco17":
+        raise PosetokError(f"{source}: field 'data.synthetic': synthetic people are rendered for coco17 only, "
+                           f"not {m.skeleton!r}")
     if not 0 < cfg.data.train_fraction < 1:
         raise PosetokError(f"{source}: field 'data.train_fraction': expected a number between 0 and 1")
     for split in ("train", "val"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -393,7 +393,7 @@ class TopdownDataset(Dataset):
     """Person crops for top-down pose estimation: reads the image, augments, warps the crop and keypoints.
 
     Args:
-        image_paths: ``N`` image files, one per sample (a file may repeat).
+        image_paths: ``N`` image files, one per sample (a file may repeat); None when ``images`` is given.
         keypoints: ``(N, K, 3)`` x, y, v in image pixels.
         centers: ``(N, 2)`` crop centres in image pixels.
         sizes: ``(N, 2)`` crop sizes (w, h) in image pixels, normally with the input's aspect ratio and padding
@@ -408,6 +408,9 @@ class TopdownDataset(Dataset):
             With workers re-created each epoch, call :meth:`set_epoch` or every epoch repeats the first.
         extras: per-sample arrays passed through by index (image ids, scores, ...), each of length ``N``.
         cache_mb: size of each process's cache of decoded images (0 turns it off).
+        images: instead of files, a callable ``index -> (H, W, 3) uint8 RGB image`` of sample ``index``
+            (e.g. rendered in memory, :meth:`posetok.data.synthetic_images.SyntheticPeople.image`); it must
+            be picklable for worker processes and is not cached.
 
     ``dataset[i]`` is a dict of numpy arrays: ``image`` ``(h, w, 3)`` uint8 RGB crop; ``keypoints``
     ``(K, 3)`` float32 in input-crop pixels (joints warped outside the crop keep their ``v``; the codec
@@ -419,7 +422,7 @@ class TopdownDataset(Dataset):
 
     def __init__(
         self,
-        image_paths: Sequence[str | os.PathLike],
+        image_paths: Sequence[str | os.PathLike] | None,
         keypoints: np.ndarray,
         centers: np.ndarray,
         sizes: np.ndarray,
@@ -431,9 +434,13 @@ class TopdownDataset(Dataset):
         seed: int = 0,
         extras: Mapping[str, Any] | None = None,
         cache_mb: float = 64.0,
+        images: Callable[[int], np.ndarray] | None = None,
     ) -> None:
-        self.image_paths = [str(p) for p in image_paths]
-        n = len(self.image_paths)
+        if (image_paths is None) == (images is None):
+            raise ValueError("give either image_paths or images (a callable index -> image), not both or neither")
+        self.images = images
+        self.image_paths = None if image_paths is None else [str(p) for p in image_paths]
+        n = len(keypoints) if self.image_paths is None else len(self.image_paths)
         self.keypoints = np.ascontiguousarray(keypoints, dtype=np.float32)
         self.centers = np.ascontiguousarray(centers, dtype=np.float64)
         self.sizes = np.ascontiguousarray(sizes, dtype=np.float64)
@@ -473,7 +480,7 @@ class TopdownDataset(Dataset):
         self._owner: tuple[int, int, int] | None = None
 
     def __len__(self) -> int:
-        return len(self.image_paths)
+        return len(self.keypoints)
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers start with an empty image cache and their own random stream (see _generator).
@@ -498,6 +505,12 @@ class TopdownDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """The decoded image of sample ``index`` (cached; do not modify it)."""
+        if self.images is not None:
+            image = np.asarray(self.images(index))
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise PosetokError(f"images({index}) must be an (H, W, 3) uint8 RGB array, got {image.shape} "
+                                   f"{image.dtype}")
+            return image
         if self._cache is None or self._cache.max_bytes != int(self.cache_mb * 2**20):
             self._cache = _ImageCache(int(self.cache_mb * 2**20))
         return self._cache.get(self.image_paths[index])

@@ -37,7 +37,7 @@ from .evaluation import HeldOut, evaluate, save_visuals, score_file
 from .inference import infer_file
 from .module import EstimatorTask, codec_spec, config_dict, estimator_dims
 from .predictor import TopdownEstimator
-from .samples import People, load_people, real_sample_people, train_loader
+from .samples import People, load_people, real_sample_people, synthetic_crops, train_loader
 
 TASK = "estimator"
 
@@ -156,8 +156,11 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
             raise PosetokError(f"{people.source}: field 'categories': skeleton '{people.skeleton.name}', the "
                                f"config's model.skeleton is '{m.skeleton}'")
     codec = build_heatmap_codec(codec_spec(cfg))
-    loader = train_loader(train_people, codec, tuple(m.input_size), m.padding, augmentation(cfg), d.batch_size,
-                          d.num_workers, d.seed)
+    augment = augmentation(cfg)
+    synthetic = (synthetic_crops(train_people, d.synthetic, tuple(d.synthetic_size), tuple(m.input_size), m.padding,
+                                 codec.udp, augment, d.seed) if d.synthetic else None)
+    loader = train_loader(train_people, codec, tuple(m.input_size), m.padding, augment, d.batch_size,
+                          d.num_workers, d.seed, synthetic, d.synthetic_share)
     if cfg.trainer.max_epochs and cfg.trainer.max_epochs > 0:
         cfg.trainer.max_steps = int(cfg.trainer.max_epochs) * len(loader)
     task = EstimatorTask(config_dict(cfg), steps_per_epoch=len(loader))

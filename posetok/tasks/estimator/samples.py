@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
 from ...codecs.crop import box_to_center_scale
 from ...data.coco import CocoKeypoints, load_coco_keypoints
@@ -157,14 +157,44 @@ def crop_frames(people: People, input_size: tuple[int, int], padding: float) -> 
     return box_to_center_scale(people.boxes, input_size[0] / input_size[1], padding)
 
 
+def synthetic_crops(people: People, num: int, image_size: tuple[int, int], input_size: tuple[int, int],
+                    padding: float, udp: bool, augment: TopdownAugment | None, seed: int) -> TopdownDataset:
+    """``num`` rendered synthetic people (:class:`~posetok.data.synthetic_images.SyntheticPeople`) as crops, their
+    clothes and backgrounds textured with patches of the real training images."""
+    from ...data.images import read_image
+    from ...data.synthetic_images import SyntheticPeople, texture_pool
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(people), size=min(len(people), 64), replace=False)
+    textures = texture_pool([read_image(people.image_paths[i]) for i in pick], rng=rng)
+    synth = SyntheticPeople(num, image_size=image_size, skeleton=people.skeleton.name, seed=seed + 1,
+                            textures=textures)
+    centers, sizes = box_to_center_scale(synth.boxes, input_size[0] / input_size[1], padding)
+    return TopdownDataset(None, synth.keypoints, centers, sizes, input_size=input_size, udp=udp,
+                          flip_index=people.skeleton.flip_index, augment=augment, seed=seed + 2, images=synth.image)
+
+
 def train_loader(people: People, codec: Any, input_size: tuple[int, int], padding: float,
-                 augment: TopdownAugment | None, batch_size: int, num_workers: int, seed: int) -> DataLoader:
-    """Shuffled batches of augmented crops and their targets."""
+                 augment: TopdownAugment | None, batch_size: int, num_workers: int, seed: int,
+                 synthetic: TopdownDataset | None = None, synthetic_share: float = 0.5) -> DataLoader:
+    """Shuffled batches of augmented crops and their targets; with ``synthetic`` crops, a share
+    ``synthetic_share`` of each batch comes from them on average (an epoch still shows each real person once on
+    average)."""
     centers, sizes = crop_frames(people, input_size, padding)
     crops = TopdownDataset(people.image_paths, people.keypoints, centers, sizes, input_size=input_size,
                            udp=codec.udp, flip_index=people.skeleton.flip_index, augment=augment, seed=seed)
-    if len(crops) < batch_size:
+    dataset: Dataset = EncodedCrops(crops, codec)
+    sampler = None
+    if synthetic is not None and len(synthetic) and synthetic_share > 0:
+        dataset = ConcatDataset([dataset, EncodedCrops(synthetic, codec)])
+        n_real, n_syn = len(crops), len(synthetic)
+        weights = np.concatenate([np.full(n_real, (1 - synthetic_share) / n_real),
+                                  np.full(n_syn, synthetic_share / n_syn)])
+        per_epoch = int(round(n_real / (1 - synthetic_share)))
+        sampler = WeightedRandomSampler(torch.from_numpy(weights), per_epoch, replacement=True,
+                                        generator=torch.Generator().manual_seed(seed))
+    elif len(crops) < batch_size:
         raise PosetokError(f"{people.source}: {len(crops)} people, fewer than data.batch_size={batch_size}")
-    return DataLoader(EncodedCrops(crops, codec), batch_size=batch_size, shuffle=True, drop_last=True,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
                       num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0,
                       pin_memory=torch.cuda.is_available())
