@@ -32,8 +32,8 @@ def _task_command(task: Any, name: str, checkpoint: str) -> Any:
     fn = getattr(task, name, None)
     if fn is None:
         kind = task.KIND.name
-        raise PosetokError(f"{checkpoint}: field 'kind': a '{kind}' checkpoint; this command needs "
-                           f"{'an estimator' if name == 'infer_file' else 'a pose or sequence tokenizer'}")
+        needs = {"infer_file": "an estimator", "lift_file": "a lifter"}.get(name, "a pose or sequence tokenizer")
+        raise PosetokError(f"{checkpoint}: field 'kind': a '{kind}' checkpoint; this command needs {needs}")
     return fn
 
 
@@ -56,7 +56,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     options = _given(fn, task.KIND.name, visualize=args.visualize, pck_threshold=args.pck_threshold,
                      num_quantizers=args.num_quantizers, animation=args.animation, images=args.images,
                      boxes=args.boxes, flip=False if args.no_flip else None, box_score_thr=args.box_score_thr,
-                     head_boxes=args.head_boxes)
+                     head_boxes=args.head_boxes, procrustes=args.procrustes or None,
+                     per_joint=args.per_joint or None, per_action=args.per_action or None,
+                     actions=_actions(args.actions), noise_px=args.noise_px, drop_prob=args.drop_prob)
     metrics = fn(codec, args.data, **options)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
     if args.json:
@@ -96,6 +98,22 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         raise PosetokError("--detector-weights: give --detector NAME too")
     result = fn(est, args.input, args.output, boxes=args.boxes, bbox=args.bbox, kpt_thr=args.kpt_thr,
                 flip=not args.no_flip, box_score_thr=args.box_score_thr, detector=detector)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _actions(value: str | None) -> list[str] | None:
+    """``--actions Walking,Eating`` -> a list (checked by the lifter)."""
+    return None if value is None else [a.strip() for a in value.split(",") if a.strip()]
+
+
+def _cmd_lift(args: argparse.Namespace) -> int:
+    from .tasks import load_with_task
+
+    codec, task = load_with_task(args.checkpoint)
+    fn = _task_command(task, "lift_file", args.checkpoint)
+    result = fn(codec, args.input, args.output, visualize=args.visualize, flip=False if args.no_flip else None,
+                normalization=args.normalization, image_size=tuple(args.image_size) if args.image_size else None)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -149,7 +167,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), minutes=args.minutes, steps=args.steps, num_train=args.num_train)
+    if args.what == "estimator":
+        from .demo import run_estimator_demo
+
+        run_estimator_demo(Path(args.out or "report_estimator"), minutes=args.minutes or 10.0)
+        return 0
+    run_demo(Path(args.out or "report"), minutes=args.minutes or 4.0, steps=args.steps, num_train=args.num_train)
     return 0
 
 
@@ -188,6 +211,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                f"got {cfg.get('task')!r}")
         result = bench_estimator(cfg, batch=args.batch, train_batch=args.train_batch, seconds=args.seconds,
                                  device=args.device, workers=args.workers, precision=args.precision)
+    elif args.target == "lifter":
+        from .bench.lifter import bench_lifter
+        from .config import load_config
+
+        cfg = load_config(args.config, args.overrides)
+        if cfg.get("task") != "lifter":
+            raise PosetokError(f"{args.config}: field 'task': expected 'lifter' for bench lifter, "
+                               f"got {cfg.get('task')!r}")
+        result = bench_lifter(cfg, batch=args.batch, frames=args.frames, seconds=args.seconds, flip=args.flip)
     elif args.target == "sequence":
         from .bench import bench_sequence_config
         from .config import load_config
@@ -228,9 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--boxes", help="estimators: person detections ([{image_id, category_id, bbox, score}]) to crop "
                                    "instead of the annotated boxes")
     s.add_argument("--box-score-thr", type=float, help="estimators: drop detections scored below this (default 0)")
-    s.add_argument("--no-flip", action="store_true", help="estimators: no flip test")
+    s.add_argument("--no-flip", action="store_true", help="estimators and lifters: no flip test")
     s.add_argument("--head-boxes", help="estimators on MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON of "
                                         "x1, y1, x2, y2 per person)")
+    s.add_argument("--procrustes", action="store_true",
+                   help="lifters: also PA-MPJPE (protocol 2: Procrustes alignment with scale, float64)")
+    s.add_argument("--per-joint", action="store_true", help="lifters: MPJPE of every joint")
+    s.add_argument("--per-action", action="store_true",
+                   help="lifters on Human3.6M: MPJPE per action (sub-actions merged) and the mean of the action means")
+    s.add_argument("--actions", help="lifters on Human3.6M: keep these actions, comma-separated (e.g. Walking,Eating)")
+    s.add_argument("--noise-px", type=float, help="lifters with --data synthetic: 2D noise in pixels (0: exact 2D)")
+    s.add_argument("--drop-prob", type=float, help="lifters with --data synthetic: share of joints missed")
     s.add_argument("--json", help="also write the metrics to this JSON file")
     s.add_argument("--visualize", metavar="DIR",
                    help="write figures here: reconstructions (estimators: the best and worst people), per-keypoint "
@@ -256,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kpt-thr", type=float, default=0.3, help="joints scored below this are not drawn")
     s.add_argument("--no-flip", action="store_true", help="no flip test")
     s.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("lift", help="lift 2D keypoints to root-relative 3D (a lifter checkpoint)")
+    s.add_argument("checkpoint", help="a lifter's model.ckpt")
+    s.add_argument("input", help="a COCO keypoint or results JSON, a sequence .npz (as posetok infer writes for a "
+                                 "video) or a Human3.6M 2D file")
+    s.add_argument("-o", "--output", required=True, help="the .npz to write: poses3d (T, K, 3), metres, camera frame")
+    s.add_argument("--visualize", metavar="DIR", help="write lift.gif (2D beside 3D, rotating) and frames.png here")
+    s.add_argument("--normalization", choices=("image", "box"),
+                   help="2D normalisation (default: by the image size when the file has it, else by the person box)")
+    s.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), help="the images' size, when the file "
+                                                                                 "does not say it")
+    s.add_argument("--no-flip", action="store_true", help="no flip test")
+    s.set_defaults(func=_cmd_lift)
 
     s = sub.add_parser("info", help="a model's kind, skeleton, input size, parameters and GMACs")
     s.add_argument("source", metavar="CONFIG_OR_CKPT", help="a YAML config or a model.ckpt")
@@ -308,11 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=_cmd_synth)
 
-    s = sub.add_parser("demo", help="train pct_small on synthetic poses and report on held-out and real poses")
-    s.add_argument("--out", default="report", help="report folder")
-    s.add_argument("--minutes", type=float, default=4.0, help="training time bound")
-    s.add_argument("--steps", type=int, default=3000, help="training step bound (quantizing from a quarter)")
-    s.add_argument("--num-train", type=int, default=100_000, help="synthetic training poses")
+    s = sub.add_parser("demo", help="tokenizer (default): train pct_small on synthetic poses and report on held-out "
+                                     "and real poses; estimator: train on the bundled real frames, report on the "
+                                     "held-out ones")
+    s.add_argument("what", nargs="?", choices=("tokenizer", "estimator"), default="tokenizer")
+    s.add_argument("--out", help="report folder (default report/, or report_estimator/)")
+    s.add_argument("--minutes", type=float, help="training time bound (default 4, estimator 10)")
+    s.add_argument("--steps", type=int, default=3000, help="tokenizer: training step bound (quantizing from a quarter)")
+    s.add_argument("--num-train", type=int, default=100_000, help="tokenizer: synthetic training poses")
     s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("export", help="export a model (tokenizers: encoder and decoder; estimators: network and "
@@ -356,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, help="DataLoader workers of the real pipeline (default: the config's)")
     b.add_argument("--device", default="auto", help="auto, cpu or cuda")
     b.add_argument("--precision", choices=("32", "bf16"), default="32", help="fp32, or bf16 autocast")
+    b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
+    b.add_argument("--json", help="also write the result here")
+    b.set_defaults(func=_cmd_bench)
+    b = bsub.add_parser("lifter", help="lifter: frames/s of posetok's lift path (CPU fp32) against a plain forward "
+                                       "of the same network")
+    b.add_argument("--config", required=True, help="a lifter config, e.g. configs/lifter/transformer_h36m_243.yaml")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    b.add_argument("--batch", type=int, default=8, help="windows per call")
+    b.add_argument("--frames", type=int, help="frames per window (default: the config's model.frames)")
+    b.add_argument("--flip", action="store_true", help="also time the flip test (two passes)")
     b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
     b.add_argument("--json", help="also write the result here")
     b.set_defaults(func=_cmd_bench)

@@ -586,3 +586,15 @@ def mpii_ckpt(tmp_path_factory, one_thread) -> Path:
     torch.manual_seed(0)
     model = build_estimator(estimator_dims(cfg))
     return checkpoint.save(tmp_path_factory.mktemp("mpii") / "model.ckpt", estimator_payload(model, cfg))
+
+
+def test_demo_estimator_writes_its_report(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "estimator", "--minutes", "0.03", "--out", tmp_path / "rep")
+    assert code == 0, err
+    rep = tmp_path / "rep"
+    for name in ("metrics.json", "ap_curve.png", "best_worst.png", "error_per_joint.png", "run/model.ckpt"):
+        assert (rep / name).is_file(), name
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert metrics["held_out"]["num_people"] == 44
+    assert len(metrics["curve"]["minutes"]) == len(metrics["curve"]["AP"]) >= 1
+    assert "held-out OKS-AP" in out

@@ -16,7 +16,10 @@ Modules (everything public is re-exported here):
 * :mod:`posetok.viz.codebook`: codebook usage, :func:`save_codebook_usage` and
   :func:`save_codebook_usage_per_quantizer`.
 * :mod:`posetok.viz.animation`: :func:`save_sequence_animation`, a sequence beside its reconstruction.
-* :mod:`posetok.viz.charts`: :func:`save_error_per_joint` and :func:`save_rate_distortion`.
+* :mod:`posetok.viz.charts`: :func:`save_error_per_joint`, :func:`save_rate_distortion` and
+  :func:`save_training_curve`.
+* :mod:`posetok.viz.overlay`: skeletons drawn on images with OpenCV (:func:`~posetok.viz.overlay.draw_pose_on_image`)
+  and the best and worst people of an evaluation (:func:`~posetok.viz.overlay.save_best_worst`).
 * ``posetok.viz._common``: :data:`SIDE_COLORS` and the helpers the modules share (input checks, body sides,
   saving a figure).
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from ._common import SIDE_COLORS
 from .animation import save_sequence_animation
-from .charts import save_error_per_joint, save_rate_distortion
+from .charts import save_error_per_joint, save_rate_distortion, save_training_curve
 from .codebook import save_codebook_usage, save_codebook_usage_per_quantizer
 from .skeleton import draw_skeleton, save_overlay, save_reconstruction_grid
 
@@ -38,5 +41,6 @@ __all__ = [
     "save_overlay",
     "save_rate_distortion",
     "save_reconstruction_grid",
+    "save_training_curve",
     "save_sequence_animation",
 ]

@@ -1,4 +1,5 @@
-"""Error charts: the error of each joint, and the error against the rate of a residual tokenizer."""
+"""Error charts: the error of each joint, the error against the rate of a residual tokenizer, and a metric
+against training time."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from matplotlib.patches import Patch
 from ..skeletons import Skeleton
 from ._common import _DPI, SIDE_COLORS, _check_path, _joint_sides, _save_figure
 
-__all__ = ["save_error_per_joint", "save_rate_distortion"]
+__all__ = ["save_error_per_joint", "save_rate_distortion", "save_training_curve"]
 
 # ----------------------------------------------------------------------------------- save_error_per_joint
 
@@ -180,3 +181,43 @@ def save_rate_distortion(
     ax.legend(loc="upper right", fontsize=9, framealpha=0.9)
     ax.set_title(title or "Rate-distortion: error against quantizers", fontsize=11, loc="left")
     return _save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------------- save_training_curve
+
+
+def save_training_curve(
+    path: str | os.PathLike,
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str = "training minutes",
+    ylabel: str = "held-out OKS-AP",
+    title: str | None = None,
+    marks: Sequence[float] = (),
+) -> Path:
+    """Line chart of a metric against training time (or steps), one line per run.
+
+    Args:
+        path: destination image file (``.png``).
+        curves: run name -> ``(x, y)`` sequences of equal length (e.g. minutes and held-out AP in percent).
+        xlabel, ylabel, title: axis labels and title.
+        marks: x values drawn as dotted vertical guides (e.g. 5, 10 and 20 minutes).
+    """
+    out = _check_path(path)
+    if not curves:
+        raise ValueError("curves: expected at least one run")
+    fig = Figure(figsize=(6.4, 4.0), dpi=_DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (x, y) in curves.items():
+        if len(x) != len(y):
+            raise ValueError(f"curves[{name!r}]: x has {len(x)} values, y {len(y)}")
+        ax.plot(x, y, marker="o", markersize=3, label=name)
+    for m in marks:
+        ax.axvline(m, color="0.6", linestyle=":", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or f"{ylabel} against {xlabel}")
+    fig.tight_layout()
+    return _save_figure(fig, out)

@@ -111,6 +111,7 @@ class EstimatorTask(TimedTask):
         if self.evaluator is None or self.trainer.sanity_checking:
             return
         metrics = self.evaluator(self.model)
+        metrics["train_minutes"] = self.train_time_s() / 60.0  # the x of "held-out AP against minutes"
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, prog_bar=False, sync_dist=False,
                       rank_zero_only=True)
         if self.trainer.is_global_zero:
