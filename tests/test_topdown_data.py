@@ -15,7 +15,7 @@ from posetok.codecs.crop import box_to_center_scale
 from posetok.data.coco_reader import load_coco_keypoints
 from posetok.data.detections import load_detections
 from posetok.data.images import VideoReader, VideoWriter, is_video, list_images, read_image
-from posetok.data.real_sample import frame_times, real_sample_paths, split_by_time
+from posetok.data.real_sample import frame_times, real_sample_paths, split_by_time, split_every_nth
 from posetok.data.topdown import (
     TopdownAugment,
     TopdownDataset,
@@ -415,3 +415,14 @@ def test_split_by_time(sample):
     assert tr.image_ids.tolist() == [1, 1, 2, 2, 3, 3, 4, 4] and ho.image_ids.tolist() == [5, 5]
     with pytest.raises(ValueError):
         split_by_time(data, 1.0)
+
+
+def test_split_every_nth_spreads_the_held_out_frames(sample):
+    data = sample[0]
+    train, held = split_every_nth(data)
+    assert (len(train), len(held)) == (177, 44)
+    t_train, t_held = np.sort(frame_times(train)), np.sort(frame_times(held))
+    assert set(t_train).isdisjoint(t_held)
+    # every held-out frame lies between training frames, so the held-out set spans the whole video
+    assert t_train.min() < t_held.min() and t_held.max() < t_train.max()
+    assert np.median(np.diff(t_held)) > 3 * np.median(np.diff(t_train))

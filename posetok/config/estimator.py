@@ -86,6 +86,9 @@ class EstimatorDataConfig:
     box_score_thr: float = 0.0
     val_head_boxes: str | None = None  # MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON x1, y1, x2, y2)
     train_fraction: float = 0.8  # bundled real sample: the first 80 % of frames train, the rest is held out
+    # bundled real sample: "time" (held-out = the end of the video: new scenes and poses) or "spread" (every 5th
+    # frame held out: seen scenes, a measure of localisation)
+    real_split: str = "time"
     # Rendered synthetic people mixed into training (posetok.data.synthetic_images): a prior on body shape and
     # pose for small real sets; 0 = none. ``synthetic_share`` of each batch is synthetic on average.
     synthetic: int = 0
@@ -171,6 +174,7 @@ def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
     _one_of(cfg.optim.schedule, SCHEDULES, "optim.schedule", source)
     _one_of(cfg.eval.nms, NMS, "eval.nms", source)
     _one_of(cfg.eval.score_mode, SCORE_MODES, "eval.score_mode", source)
+    _one_of(cfg.data.real_split, ("time", "spread"), "data.real_split", source)
     if cfg.loss.coord > 0 and m.codec.type == "udp" and m.codec.target == "combined":
         raise PosetokError(f"{source}: field 'loss.coord': the integral term reads heatmaps; UDP's combined "
                            "target interleaves offset maps with them")

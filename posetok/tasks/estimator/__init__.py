@@ -126,7 +126,7 @@ def people_for(cfg: DictConfig, split: str) -> People:
                                    "(gt_valid.mat, or a .npy / JSON of x1, y1, x2, y2 per person)")
             people.extra["head_boxes"] = load_mpii_head_boxes(d.val_head_boxes, len(people))
         return people
-    people = real_sample_people(split, d.train_fraction)
+    people = real_sample_people(split, d.train_fraction, d.real_split)
     people.extra["subset"] = True
     return people
 

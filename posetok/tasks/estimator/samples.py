@@ -16,7 +16,7 @@ from ...data.coco import CocoKeypoints, load_coco_keypoints
 from ...data.detections import load_detections
 from ...data.json_fields import read_json_file
 from ...data.mpii import MpiiAnnotations, hrnet_center_scale, load_mpii_json
-from ...data.real_sample import real_sample_paths, split_by_time
+from ...data.real_sample import real_sample_paths, split_by_time, split_every_nth
 from ...data.topdown import TopdownAugment, TopdownDataset
 from ...errors import PosetokError
 from ...skeletons import Skeleton
@@ -111,11 +111,13 @@ def load_people(ann: str | Path, images: str | Path, skeleton: str | None = None
     return coco_people(data, images)
 
 
-def real_sample_people(part: str, train_fraction: float = 0.8) -> People:
-    """The bundled real frames, split by time: ``part`` ``train`` (the first frames) or ``val`` (the rest).
+def real_sample_people(part: str, train_fraction: float = 0.8, split: str = "time") -> People:
+    """The bundled real frames, split by time (``split="time"``: ``part`` ``train`` is the first frames, ``val``
+    the rest) or with held-out frames spread over the video (``split="spread"``, :func:`split_every_nth`).
     Marked as a subset (``extra["subset"]``): COCO AP scores them against their own people, not the whole file."""
     ann, images = real_sample_paths()
-    train, held_out = split_by_time(load_coco_keypoints(ann, skeleton="coco17"), train_fraction)
+    splitter = split_by_time if split == "time" else split_every_nth
+    train, held_out = splitter(load_coco_keypoints(ann, skeleton="coco17"), train_fraction)
     people = coco_people(train if part == "train" else held_out, images)
     people.extra["subset"] = True
     return people
