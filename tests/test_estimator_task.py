@@ -381,3 +381,27 @@ def test_training_with_synthetic_people(tmp_path):
     cfg["data"].update({"synthetic": 40, "synthetic_share": 0.5, "synthetic_size": [96, 96]})
     path = train(cfg)
     assert posetok.load(path).info["config"]["data"]["synthetic"] == 40
+
+
+def test_backbone_weights_file_starts_training(tmp_path):
+    """``model.backbone.weights=PATH``: a local timm state dict initialises the backbone (here with lr 0, so the
+    trained checkpoint still holds exactly those weights); a missing file is a one-line error naming it."""
+    from posetok.errors import PosetokError
+    from posetok.models.backbones import build_backbone
+    from posetok.tasks.estimator import train
+
+    torch.manual_seed(123)
+    source = build_backbone("hrnet_w18_small", highest_only=True)
+    path = tmp_path / "imagenet.pth"
+    torch.save(source.state_dict(), path)
+    cfg = tiny_config(tmp_path / "run", max_steps=1)
+    cfg["model"]["backbone"]["weights"] = str(path)
+    cfg["optim"] = {"lr": 0.0, "warmup_steps": 0}
+    state = posetok.load(train(cfg)).model.backbone.state_dict()
+    for k, v in source.state_dict().items():
+        if k.endswith("weight") and "bn" not in k and v.ndim == 4:
+            torch.testing.assert_close(state[k], v)
+    cfg["out"] = str(tmp_path / "run2")
+    cfg["model"]["backbone"]["weights"] = str(tmp_path / "missing.pth")
+    with pytest.raises(PosetokError, match="missing.pth"):
+        train(cfg)

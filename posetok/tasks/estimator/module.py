@@ -72,8 +72,11 @@ class EstimatorTask(TimedTask):
 
     def configure_model(self) -> None:
         if self.model is None:
-            self.model = build_estimator(estimator_dims(self.cfg))
             b = self.cfg.model.backbone
+            # ImageNet / timm weights start the backbone (a local file, or timm's download when pretrained=true);
+            # resuming from last.ckpt then overwrites them with the run's own.
+            self.model = build_estimator(estimator_dims(self.cfg), pretrained=bool(b.pretrained), weights=b.weights,
+)
             if b.frozen:
                 for p in self.model.backbone.parameters():
                     p.requires_grad_(False)
