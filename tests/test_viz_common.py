@@ -82,7 +82,7 @@ def test_package_reexports_every_public_name():
     assert sorted(posetok.viz.__all__) == [
         "SIDE_COLORS", "draw_skeleton", "save_codebook_usage", "save_codebook_usage_per_quantizer",
         "save_error_per_joint", "save_overlay", "save_rate_distortion", "save_reconstruction_grid",
-        "save_sequence_animation",
+        "save_sequence_animation", "save_training_curve",
     ]  # fmt: skip
     homes = {m.__name__: m for m in (animation, charts, codebook, skeleton)}
     for name in posetok.viz.__all__:
