@@ -1,6 +1,6 @@
-"""Launched by ``torchrun`` from tests/test_distributed.py: trains a tiny tokenizer (``pose`` or ``sequence``)
-data-parallel and records, on every rank, a fingerprint of its codebooks and EMA statistics so the test can check
-they agree."""
+"""Launched by ``torchrun`` from tests/test_distributed.py: trains a tiny tokenizer (``pose`` or ``sequence``) or
+estimator (``estimator``) data-parallel and records, on every rank, a fingerprint of its weights (and codebooks and
+EMA statistics) so the test can check they agree."""
 
 import json
 import sys
@@ -19,6 +19,14 @@ from tests.conftest import tiny_config  # noqa: E402
 
 class Fingerprint(L.Callback):
     def on_train_end(self, trainer, pl_module):
+        if not hasattr(pl_module.model, "quantizer"):  # the estimator: weights, BN statistics and the step
+            bn = [m.running_mean.double().sum().item() for m in pl_module.model.modules()
+                  if isinstance(m, torch.nn.BatchNorm2d)]
+            record = {"rank": trainer.global_rank, "world_size": trainer.world_size,
+                      "global_step": trainer.global_step, "backend": torch.distributed.get_backend(),
+                      "weights": sum(p.double().sum().item() for p in pl_module.model.parameters()), "bn": bn}
+            Path(trainer.default_root_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+            return
         q = pl_module.model.quantizer
         # The pose tokenizer has one codebook; the sequence tokenizer's residual VQ one per quantizer.
         books = [layer._codebook for layer in q.layers] if hasattr(q, "layers") else [q._codebook]
@@ -38,7 +46,15 @@ class Fingerprint(L.Callback):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     out, kind = Path(sys.argv[1]), sys.argv[2]
-    if kind == "pose":
+    if kind == "estimator":
+        from posetok.config import build_config
+
+        cfg = build_config("estimator", {
+            "out": str(out), "model": {"input_size": [64, 64], "backbone": {"name": "hrnet_w18_small"}},
+            "data": {"batch_size": 8, "num_workers": 0},
+            "trainer": {"max_epochs": None, "max_steps": 4, "val_every_n_steps": 2, "progress_bar": False,
+                        "precision": "32-true", "accelerator": "cpu", "threads": 1}})
+    elif kind == "pose":
         cfg = tiny_config(out, "trainer.max_steps=8", "trainer.val_every_n_steps=4", "optim.vq_start_step=2",
                           "data.synthetic_train=2000", "data.batch_size=64", "trainer.accelerator=cpu")
     else:

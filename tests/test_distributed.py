@@ -46,3 +46,15 @@ def test_torchrun_sequence_tokenizer_keeps_every_quantizer_in_sync(tmp_path):
     assert len(set(r0["codebook"])) == 4  # four distinct codebooks, not one copied
     codec = load(tmp_path / "model.ckpt")
     assert codec.info["meta"]["global_step"] == 8 and codec.num_quantizers == 4
+
+
+def test_torchrun_estimator_trains_one_model(tmp_path):
+    """The estimator under torchrun (2 CPU processes, gloo): one set of weights on both ranks, a held-out
+    evaluation that does not desynchronise them, and model.ckpt written once."""
+    from posetok import load
+
+    r0, r1 = _torchrun(tmp_path, "estimator", 29521)
+    assert r0["world_size"] == r1["world_size"] == 2 and r0["backend"] == "gloo"
+    assert r0["global_step"] == r1["global_step"] == 4
+    assert r0["weights"] == r1["weights"]
+    assert load(tmp_path / "model.ckpt").info["meta"]["global_step"] == 4
