@@ -598,3 +598,43 @@ def test_demo_estimator_writes_its_report(capsys, tmp_path):
     assert metrics["held_out"]["num_people"] == 44
     assert len(metrics["curve"]["minutes"]) == len(metrics["curve"]["AP"]) >= 1
     assert "held-out OKS-AP" in out
+
+
+def test_eval_coco_wholebody_133_joints(capsys, tmp_path):
+    """A COCO-WholeBody file (body ``keypoints`` plus ``foot_kpts``, ``face_kpts``, ``lefthand_kpts``,
+    ``righthand_kpts``) is read as 133 joints and scored with the WholeBody sigmas."""
+    from posetok import checkpoint
+    from posetok.config import build_config
+    from posetok.models.estimator import build_estimator
+    from posetok.tasks.estimator import estimator_payload
+    from posetok.tasks.estimator.module import estimator_dims
+
+    ann, images = write_coco(tmp_path / "data", num_images=3)
+    doc = json.loads(ann.read_text())
+    for a in doc["annotations"]:
+        kp = np.asarray(a["keypoints"], float).reshape(-1, 3)
+        ankles = kp[15:17]
+        a["foot_kpts"] = np.concatenate([ankles + [0, 3, 0], ankles + [2, 4, 0], ankles + [-2, 4, 0]]).ravel().tolist()
+        a["face_kpts"] = [0.0] * 68 * 3
+        a["lefthand_kpts"] = np.tile(kp[9], 21).tolist()
+        a["righthand_kpts"] = np.tile(kp[10], 21).tolist()
+    wb = tmp_path / "wholebody.json"
+    wb.write_text(json.dumps(doc))
+    cfg = build_config("estimator", {"model": {"skeleton": "wholebody133", "input_size": [64, 64],
+                                               "backbone": {"name": "hrnet_w18_small"}}})
+    torch.manual_seed(0)
+    ckpt = checkpoint.save(tmp_path / "wb.ckpt", estimator_payload(build_estimator(estimator_dims(cfg)), cfg))
+    code, out, err = run(capsys, "eval", ckpt, "--data", wb, "--images", images, "--no-flip")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["num_people"] == 3 and 0.0 <= metrics["oks_ap"] <= 100.0
+    # a body (COCO-17) checkpoint reads the same file's body joints
+    code, out, err = run(capsys, "eval", train_tiny_ckpt(tmp_path), "--data", wb, "--images", images)
+    assert code == 0, err
+    assert json.loads(out)["num_people"] == 3
+
+
+def train_tiny_ckpt(tmp_path: Path) -> Path:
+    from .test_estimator_task import train_tiny
+
+    return train_tiny(tmp_path / "tiny17", max_steps=1)

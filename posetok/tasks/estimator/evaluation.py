@@ -68,10 +68,13 @@ def coco_results(people: People, preds: np.ndarray, areas: np.ndarray, nms: str 
 
 def gt_document(people: People) -> Any:
     """The ground truth COCO AP scores against: the annotation file itself, or (for a subset in memory, such
-    as the held-out frames of the bundled sample) a document of its people."""
+    as the held-out frames of the bundled sample, and for COCO-WholeBody's 133 joints) a document of its
+    people."""
     data = people.coco
     assert data is not None
-    if people.extra.get("subset"):
+    # COCO-WholeBody files keep the face, hands and feet outside ``keypoints``: COCOeval scores one flat list
+    # of 133 joints per person, so the document is rebuilt from the parsed arrays (without crowd regions).
+    if people.extra.get("subset") or data.skeleton.num_joints != 17:
         return keypoint_gt(data.keypoints, data.boxes, data.areas, data.image_ids)
     return data.path
 
