@@ -116,7 +116,11 @@ def bench_estimator(cfg: Any, batch: int = 32, train_batch: int = 16, seconds: f
 
     train_rates = {k: r for k, (r, _) in _interleaved_rates(
         {"posetok": lambda: posetok_step(fixed), "plain": plain_step}, train_batch, seconds).items()}
-    it = iter(loader)
+    def batches_forever() -> Any:
+        while True:  # epochs of the small bundled sample run out within a measurement
+            yield from loader
+
+    it = batches_forever()
 
     def real_step() -> None:
         posetok_step({k: v.to(dev, non_blocking=True) for k, v in next(it).items()})
