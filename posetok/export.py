@@ -15,6 +15,14 @@ graph. The check compares the keypoints with PyTorch's on crops of the bundled r
 except where the heatmap's two best cells are equal within float rounding, or where DARK's Newton step leaves the
 peak's cell (a near-flat map, e.g. of an untrained network, whose near-singular Hessian amplifies float rounding).
 
+Lifter
+------
+One graph with dynamic batch and frames: ``poses2d`` float32 ``(B, T, K_in, 3)``, the windows
+:meth:`~posetok.codecs.lifting.LiftingCodec.encode` makes of pixels (normalised ``x, y`` and a confidence; 0 marks a
+missing joint) -> ``poses3d`` float32 ``(B, T, K_out, 3)``, root-relative metres in the camera frame. The
+normalisation of pixels, cutting clips into windows and the flip test stay outside the graph
+(:func:`_export_lifter`).
+
 Pose tokenizer (PCT)
 --------------------
 Both graphs have a dynamic batch axis. Inputs are in the model's normalised crop frame
@@ -435,5 +443,63 @@ def _export_estimator(est: Any, fmt: str, output: str | Path, check_batch: int |
     }
 
 
+def _export_lifter(codec: Any, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
+    """:func:`export_tokenizer` for a lifter: one graph ``poses2d`` float32 ``(B, T, K_in, C_in)`` (the encoded
+    windows of :meth:`~posetok.codecs.lifting.LiftingCodec.encode`: normalised ``x, y`` and a confidence; ``3d_3d``:
+    root-relative 3D) -> ``poses3d`` ``(B, T, K_out, C_out)`` (root-relative metres for ``2d_3d``), dynamic batch
+    and frames (``T`` up to the trained window; longer windows are cut outside the graph, as
+    :func:`~posetok.codecs.lifting.window_frames` does). The flip test stays outside. Traced at 2 windows of
+    ``T`` frames, checked with ``check_batch`` (default 3) windows of ``T`` and of ``T // 2`` frames on synthetic
+    clips; ``check_passed`` when every joint is within 1e-4 (metres) of PyTorch's."""
+    from .data.lifting_pairs import synthetic_pairs
+
+    check_batch = 3 if check_batch is None else check_batch
+    model = codec.model.eval().cpu()
+    t = codec.frames
+    path = Path(output)
+    if not path.suffix:
+        path = path.with_suffix(".onnx" if fmt == "onnx" else ".pt")
+
+    def windows(n: int, frames: int, seed: int) -> torch.Tensor:
+        try:
+            p = synthetic_pairs(n, codec.skeleton_in.name, codec.skeleton_out.name, seed=seed, frames=frames)
+            key = "poses_3d" if codec.mapping == "3d_3d" else "poses_2d"
+            clips = p[key] if codec.mapping == "3d_3d" else [codec.encode(c, p["image_size"])[0] for c in p[key]]
+            return torch.from_numpy(np.ascontiguousarray(np.stack(clips), np.float32))
+        except PosetokError:  # a layout the synthetic human does not draw: random inputs
+            g = torch.Generator().manual_seed(seed)
+            return torch.rand(n, frames, codec.skeleton_in.num_joints, model.dims.in_channels, generator=g)
+
+    names = (["poses2d"], ["poses3d"])
+    axes = {"poses2d": {0: "batch", 1: "frames"}, "poses3d": {0: "batch", 1: "frames"}}
+    example = windows(2, t, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warns on the window-length branch of the frame embedding
+        if fmt == "onnx":
+            _export_onnx(model, (example,), path, *names, axes)
+        else:
+            _export_torchscript(model, (example,), path)
+    run = _runner(fmt, path)
+    checks = []
+    for frames in sorted({t, max(1, t // 2)}, reverse=True):
+        x = windows(check_batch, frames, 2 + frames)
+        with torch.no_grad():
+            ref = model(x)
+            got = run(x)
+        diff = (got - ref).abs().amax(-1) if got.shape == ref.shape else torch.full(ref.shape[:-1], float("inf"))
+        checks.append({"frames": frames, "max_abs_diff": float(diff.max()),
+                       "mismatched_joints": int((diff > 1e-4).sum())})
+    mismatched = sum(c["mismatched_joints"] for c in checks)
+    return {
+        "format": fmt, "kind": "lifter", "model": str(path), "check_batch": check_batch, "inputs": names[0],
+        "outputs": names[1], "mapping": codec.mapping, "skeleton_in": codec.skeleton_in.name,
+        "skeleton_out": codec.skeleton_out.name, "frames": t, "dynamic_frames_checked": [c["frames"] for c in checks],
+        "max_abs_diff": max(c["max_abs_diff"] for c in checks), "checks": checks,
+        "mismatched_joints": mismatched, "rounding_tie_joints": 0, "check_passed": mismatched == 0,
+        "units": "m, root-relative, camera frame" if codec.mapping != "2d_2d" else "normalised 2D",
+    }
+
+
 #: Checkpoint kind -> its exporter.
-EXPORTERS = {"pct": _export_pct, "sequence": _export_sequence, "heatmap": _export_estimator}
+EXPORTERS = {"pct": _export_pct, "sequence": _export_sequence, "heatmap": _export_estimator,
+             "lifter": _export_lifter}

@@ -59,7 +59,34 @@ def _sequence_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, 
             "parameters_M": round(count_parameters(model) / 1e6, 3)}
 
 
-_INFO = {"estimator": _estimator_info, "tokenizer": _tokenizer_info, "sequence": _sequence_info}
+def devices() -> list[str]:
+    """The devices this machine offers a run, in the order ``trainer.accelerator: auto`` picks them."""
+    found = [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found + ["cpu"]
+
+
+def _lifter_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    from .config import lifter_dims_dict
+    from .models.lifter import LifterDims, build_lifter
+
+    dims = LifterDims.from_dict(lifter_dims_dict(cfg))
+    if model is None:
+        model = build_lifter(dims).eval()
+    m = cfg.model
+    macs = count_macs(model, (1, dims.frames, get_skeleton(dims.skeleton_in).num_joints, dims.in_channels))
+    return {"task": "lifter", "kind": "lifter", "arch": dims.arch, "mapping": m.mapping,
+            "skeleton_in": dims.skeleton_in, "skeleton_out": dims.skeleton_out, "frames": dims.frames,
+            "dims": {k: v for k, v in dims.to_dict().items() if k not in ("skeleton_in", "skeleton_out", "arch")},
+            "parameters": count_parameters(model), "parameters_M": round(count_parameters(model) / 1e6, 3),
+            "GMACs_per_window": round(macs / 1e9, 4), "GFLOPs_per_window": round(2 * macs / 1e9, 4),
+            "pretrained": m.pretrained, "devices": devices()}
+
+
+_INFO = {"estimator": _estimator_info, "tokenizer": _tokenizer_info, "sequence": _sequence_info,
+         "lifter": _lifter_info}
 
 
 def model_info(source: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

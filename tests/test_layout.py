@@ -26,7 +26,7 @@ def test_every_task_has_its_parts_in_the_same_places():
         assert kinds[name] is module.KIND  # its checkpoint kind, registered by the task module itself
         for fn in ("train", "evaluate_file"):
             assert callable(getattr(module, fn)), (name, fn)
-        # the commands on files a task offers: tokenizers tokenize and detokenize, estimators infer
-        commands = {fn for fn in ("tokenize_file", "detokenize_file", "infer_file") if hasattr(module, fn)}
-        assert commands in ({"tokenize_file", "detokenize_file"}, {"infer_file"}), (name, commands)
+        # the commands on files a task offers: tokenizers tokenize and detokenize, estimators infer, lifters lift
+        commands = {fn for fn in ("tokenize_file", "detokenize_file", "infer_file", "lift_file") if hasattr(module, fn)}
+        assert commands in ({"tokenize_file", "detokenize_file"}, {"infer_file"}, {"lift_file"}), (name, commands)
         assert any((root / "configs" / name).glob("*.yaml")), name

@@ -10,7 +10,8 @@ Tasks (``task:``):
 
 * ``tokenizer``: the PCT pose tokenizer, :class:`TokenizerConfig`;
 * ``sequence``: the pose sequence tokenizer (ST-GCN + residual VQ), :class:`SequenceConfig`;
-* ``estimator``: top-down 2D pose estimation from images (heatmap heads), :class:`EstimatorConfig`.
+* ``estimator``: top-down 2D pose estimation from images (heatmap heads), :class:`EstimatorConfig`;
+* ``lifter``: 2D-to-3D lifting and masked 2D / 3D pose modelling, :class:`LifterConfig`.
 
 Each task's schema lives in its own module of this package; the mechanism (files, ``_base_``, overrides, errors)
 is here.
@@ -30,13 +31,15 @@ from omegaconf.errors import OmegaConfBaseException
 from ..errors import PosetokError
 from .common import OptimConfig, TrainerConfig, WandbConfig
 from .estimator import EstimatorConfig, resolve_estimator
+from .lifter import LifterConfig, lifter_dims_dict, resolve_lifter
 from .sequence import SequenceConfig, resolve_sequence, sequence_dims
 from .tokenizer import TokenizerConfig, resolve_tokenizer
 
 __all__ = [
     "SCHEMAS", "TASKS", "LOGGERS", "OptimConfig", "TrainerConfig", "WandbConfig", "TokenizerConfig", "SequenceConfig",
-    "EstimatorConfig", "build_config", "load_config", "resolve", "resolve_precision", "save_config", "schema",
-    "sequence_dims", "resolve_tokenizer", "resolve_sequence", "resolve_estimator",
+    "EstimatorConfig", "LifterConfig", "build_config", "load_config", "resolve", "resolve_precision", "save_config",
+    "schema", "sequence_dims", "resolve_tokenizer", "resolve_sequence", "resolve_estimator", "resolve_lifter",
+    "lifter_dims_dict",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -48,6 +51,7 @@ SCHEMAS: dict[str, tuple[type, Any]] = {
     "tokenizer": (TokenizerConfig, resolve_tokenizer),
     "sequence": (SequenceConfig, resolve_sequence),
     "estimator": (EstimatorConfig, resolve_estimator),
+    "lifter": (LifterConfig, resolve_lifter),
 }
 #: Config ``task`` values.
 TASKS = tuple(SCHEMAS)

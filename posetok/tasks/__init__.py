@@ -1,10 +1,11 @@
 """The tasks, one module each: its datasets, Lightning module, ``train`` and ``evaluate``, its checkpoint kind
 and its commands on files (``evaluate_file``; ``tokenize_file`` and ``detokenize_file`` for tokenizers,
-``infer_file`` for estimators).
+``infer_file`` for estimators, ``lift_file`` for lifters).
 
 * :mod:`~posetok.tasks.tokenizer`: ``task: tokenizer``, the PCT pose tokenizer (checkpoint kind ``pct``);
 * :mod:`~posetok.tasks.sequence`: ``task: sequence``, the pose sequence tokenizer (kind ``sequence``);
 * :mod:`~posetok.tasks.estimator`: ``task: estimator``, top-down 2D estimation from images (kind ``heatmap``);
+* :mod:`~posetok.tasks.lifter`: ``task: lifter``, 2D-to-3D lifting and masked pose modelling (kind ``lifter``);
 * :mod:`~posetok.tasks.runner`: what their training shares (run folder, Trainer, schedule).
 
 Importing this package imports every task module; each registers its checkpoint kind with
@@ -20,10 +21,11 @@ from typing import Any
 from omegaconf import DictConfig
 
 from .. import checkpoint
-from . import estimator, sequence, tokenizer
+from . import estimator, lifter, sequence, tokenizer
 
 #: Config ``task`` -> its module.
-TASKS: dict[str, ModuleType] = {tokenizer.TASK: tokenizer, sequence.TASK: sequence, estimator.TASK: estimator}
+TASKS: dict[str, ModuleType] = {tokenizer.TASK: tokenizer, sequence.TASK: sequence, estimator.TASK: estimator,
+                                lifter.TASK: lifter}
 
 
 def train(cfg: DictConfig, callbacks: list | None = None) -> Path:

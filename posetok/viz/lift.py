@@ -71,7 +71,7 @@ class _Scene:
         self.fig = Figure(figsize=(w / _DPI, h / _DPI), dpi=_DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
         if title:
-            self.fig.suptitle(title, fontsize=9)
+            self.fig.suptitle(title, fontsize=9, y=0.99)
         self.ax2 = self.fig.add_axes((0.02, 0.05, 0.42, 0.82))
         self.ax2.set_xlim(-half_2d, half_2d)
         self.ax2.set_ylim(half_2d, -half_2d)
@@ -79,7 +79,7 @@ class _Scene:
         self.ax2.set_xticks([])
         self.ax2.set_yticks([])
         self.ax2.set_title("2D input", fontsize=8)
-        self.ax3 = self.fig.add_axes((0.48, 0.02, 0.5, 0.88), projection="3d")
+        self.ax3 = self.fig.add_axes((0.48, 0.02, 0.5, 0.8), projection="3d")
         for set_lim in (self.ax3.set_xlim, self.ax3.set_ylim, self.ax3.set_zlim):
             set_lim(-half_3d, half_3d)
         self.ax3.set_box_aspect((1, 1, 1))
