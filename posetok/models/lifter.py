@@ -214,6 +214,9 @@ class SimpleBaseline(LifterModel):
             if isinstance(m, nn.Linear):
                 nn.init.kaiming_normal_(m.weight)  # Martinez et al. initialise with He's normal
                 nn.init.zeros_(m.bias)
+        # Martinez et al. predict z-scored coordinates; these are metres (joints ~0.4 m from the root), and He's
+        # init would start the outputs at ~5 m: a small head starts them near the root instead
+        nn.init.normal_(self.head.weight, std=1e-3)
 
     def forward(self, x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
         b, t, k, c = x.shape

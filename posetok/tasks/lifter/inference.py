@@ -135,7 +135,11 @@ def lift_file(codec: LiftingCodec, source: str | Path, output: str | Path, visua
         figures = _figures(Path(visualize), codec, tracks[0], poses3d[0])
     with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **fields)
-    return {"output": str(out_path), "frames": int(len(fields["poses3d"])), "tracks": len(tracks),
+    summary: dict[str, Any] = {}
+    if "box" in flat and not codec.box_trained:
+        summary["warning"] = ("normalised by the person box, which this checkpoint never saw in training "
+                              "(data.box_norm_prob 0): give the image size (--image-size W H) if it is known")
+    return {**summary, "output": str(out_path), "frames": int(len(fields["poses3d"])), "tracks": len(tracks),
             "skeleton_2d": codec.skeleton_in.name, "skeleton": codec.skeleton_out.name,
             "normalization": str(fields["normalization"]), "units": "m", "frame": FRAME,
             "bones_m": bone_stats(fields["poses3d"], codec.skeleton_out, fields["mask"]),
