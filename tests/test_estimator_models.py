@@ -91,6 +91,36 @@ def test_hrformer_odd_sizes_and_gradients():
     assert rates[-1] == pytest.approx(0.1) and rates[0] < rates[-1]
 
 
+def test_relative_position_index_is_mmposes():
+    """MMPose's ``WindowMSA`` builds its (saved) index as ``double_step_seq(2w - 1, w, 1, w)`` summed with its
+    transpose and flipped left-right (mmpose/models/backbones/hrformer.py); the converter drops that buffer, so
+    posetok's own index must be the same table."""
+    for w in (3, 7):
+        seq = (torch.arange(0, (2 * w - 1) * w, 2 * w - 1)[:, None] + torch.arange(w)[None, :]).reshape(1, -1)
+        mmpose = (seq + seq.T).flip(1)
+        assert torch.equal(WindowMSA(dim=8, num_heads=2, window=w).relative_position_index, mmpose)
+
+
+def test_hrformer_keys_are_mmposes():
+    """Parameter names and shapes as MMPose 1.x's HRFormer writes them (its source: HRFormerBlock.norm1/attn/norm2/
+    ffn, LocalWindowSelfAttention.attn = WindowMSA.qkv/proj/relative_position_bias_table, CrossFFN.fc1/norm1/
+    dw3x3/norm2/fc2/norm3, HRModule fusion steps conv-BN-conv-BN)."""
+    sd = build_estimator(EstimatorDims(backbone="hrformer_s", input_size=(32, 64))).state_dict()
+    block = "backbone.stage3.0.branches.1.0."  # HRFormer-S stage 3, branch 1: 64 channels, 2 heads, window 7
+    shapes = {"norm1.weight": (64,), "attn.attn.qkv.weight": (192, 64), "attn.attn.qkv.bias": (192,),
+              "attn.attn.proj.weight": (64, 64), "attn.attn.relative_position_bias_table": (169, 2),
+              "norm2.bias": (64,), "ffn.fc1.weight": (256, 64, 1, 1), "ffn.norm1.running_var": (256,),
+              "ffn.dw3x3.weight": (256, 1, 3, 3), "ffn.norm2.weight": (256,), "ffn.fc2.weight": (64, 256, 1, 1),
+              "ffn.norm3.running_mean": (64,)}
+    for key, shape in shapes.items():
+        assert tuple(sd[block + key].shape) == shape, key
+    # fusion into branch 2 from branch 0: two stride-2 steps, depthwise 3x3 + BN + 1x1 + BN (+ ReLU between)
+    assert tuple(sd["backbone.stage3.0.fuse_layers.2.0.0.0.weight"].shape) == (32, 1, 3, 3)
+    assert tuple(sd["backbone.stage3.0.fuse_layers.2.0.1.2.weight"].shape) == (128, 32, 1, 1)
+    assert tuple(sd["backbone.stage3.0.fuse_layers.0.2.0.weight"].shape) == (32, 128, 1, 1)  # upsampling path
+    assert tuple(sd["backbone.transition1.1.0.0.weight"].shape) == (64, 256, 3, 3)  # a new branch: 3x3 stride 2
+
+
 def test_window_attention_matches_padded_reference():
     """The cheap path (qkv before padding, padding filled with the qkv bias, proj after the crop) equals the
     plain order: zero-pad, qkv, attention with relative position bias per window, proj, crop."""

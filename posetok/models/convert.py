@@ -15,12 +15,13 @@ What differs, and what does not:
   and its head is the top-level ``final_layer``. ``HeatmapHead`` keeps MMPose's names (``deconv_layers.*``,
   ``final_layer``); for a :class:`~.heads.FusionHead` an MMPose ``final_layer`` becomes the heatmap branch's last
   conv, and the offset and variance branches stay new.
-* HRFormer. posetok's modules carry the names of MMPose 1.x's ``HRFormer`` as its structure was described
-  (``...branches.{b}.{i}.norm1``, ``attn.attn.{qkv,proj,relative_position_bias_table}``, ``norm2``,
-  ``ffn.{fc1,norm1,dw3x3,norm2,fc2,norm3}``, depthwise-separable fusion steps ``.{0,1,2,3}``). Uncertain: these
-  names were not checked against a real MMPose HRFormer checkpoint (none was at hand), and the aliases of the
+* HRFormer. posetok's modules carry the names of MMPose 1.x's ``HRFormer`` (``...branches.{b}.{i}.norm1``,
+  ``attn.attn.{qkv,proj,relative_position_bias_table}``, ``norm2``, ``ffn.{fc1,norm1,dw3x3,norm2,fc2,norm3}``,
+  depthwise-separable fusion steps ``.{0,1,2,3}``, 3x3 transitions), checked against MMPose's source
+  (``mmpose/models/backbones/hrformer.py``; tests/test_estimator_models.py holds names, shapes and the relative
+  position index to it), not against a downloaded checkpoint (none can be fetched here). The aliases of the
   original HRFormer repository (``attn.attn.in_proj_weight/in_proj_bias``, ``attn.attn.out_proj``, ``mlp.``)
-  are from memory. The shape check below keeps a wrong guess from loading silently: any key that does not land
+  are unverified. The shape check below keeps a wrong guess from loading silently: any key that does not land
   on a tensor of the same shape is returned as unplaced. MMPose's ``relative_position_index`` buffers are
   dropped: posetok derives the same index (Swin's layout) from the window size.
 
