@@ -67,6 +67,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare
+
+    result = run_compare(args.checkpoints, args.data, args.json, args.plot)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     from .tasks import load_with_task
 
@@ -230,7 +238,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                f"got {cfg.get('task')!r}")
         result = bench_sequence_config(cfg, batch=args.batch, seconds=args.seconds, frames=args.frames,
                                        onnx=not args.no_onnx, train_batch=args.train_batch, profile=args.profile)
+    elif args.train:
+        from .bench.training import bench_training
+        from .config import load_config
+
+        cfg = load_config(args.config or "configs/tokenizer/pct_base_coco17.yaml", args.overrides)
+        result = bench_training(cfg, steps=args.steps, warmup=args.warmup, block=args.block)
     else:
+        if args.config or args.overrides:
+            raise PosetokError("--config: applies with --train (the training benchmark) only")
         from .bench import bench_tokenizer
 
         result = bench_tokenizer(args.preset, batch=args.batch, seconds=args.seconds, train_batch=args.train_batch,
@@ -281,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizers: PCK threshold as a fraction of the person's box size (default 0.05)")
     s.add_argument("--num-quantizers", type=int, help="sequences: decode from the first q quantizers only")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("compare", help="evaluate several tokenizer checkpoints on the same data: error against "
+                                        "bits per pose (or per frame), JSON and a plot")
+    s.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="model.ckpt files, all pose (PCT) or all sequence tokenizers")
+    s.add_argument("--data", required=True,
+                   help="pose tokenizers: COCO keypoint JSON; sequence tokenizers: a .npz sequence or a folder")
+    s.add_argument("--json", help="also write the records (one per checkpoint, one per quantizer prefix for "
+                                  "sequence tokenizers) to this JSON file")
+    s.add_argument("--plot", metavar="OUT.png", help="draw error against bits to this PNG")
+    s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("infer", help="estimate poses on an image, a folder of images or a video")
     s.add_argument("checkpoint", help="an estimator's model.ckpt")
@@ -388,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=512)
     b.add_argument("--train-batch", type=int, default=256)
     b.add_argument("--seconds", type=float, default=10.0, help="time spent on each measurement")
+    b.add_argument("--train", action="store_true",
+                   help="training samples/s of posetok train with --config beside a plain loop of the same model")
+    b.add_argument("--config", default=None, help="with --train: a tokenizer or sequence config "
+                                                  "(default configs/tokenizer/pct_base_coco17.yaml)")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="with --train: config overrides")
+    b.add_argument("--steps", type=int, default=200, help="with --train: timed steps of each side")
+    b.add_argument("--warmup", type=int, default=20, help="with --train: untimed first steps")
+    b.add_argument("--block", type=int, default=10, help="with --train: steps per alternating block")
     b.add_argument("--json", help="also write the result here")
     b.set_defaults(func=_cmd_bench)
     b = bsub.add_parser("sequence", help="sequence tokenizer: encoder and decoder frames/s, eager PyTorch against "

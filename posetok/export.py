@@ -10,10 +10,13 @@ Top-down estimator
 One graph with a dynamic batch axis: ``crops`` float32 ``(B, 3, H, W)``, RGB in 0..255 (the person crops the
 checkpoint's crop frame cuts, :mod:`posetok.codecs.crop`; the ImageNet normalisation is inside the graph) ->
 ``heatmaps`` float32 ``(B, C, h, w)`` (the codec's maps), ``keypoints`` float32 ``(B, K, 2)`` in input-crop
-pixels and ``scores`` float32 ``(B, K)``. The box-to-crop warp, its inverse and the flip test stay outside the
-graph. The check compares the keypoints with PyTorch's on crops of the bundled real frames: equal within 0.01 px
-except where the heatmap's two best cells are equal within float rounding, or where DARK's Newton step leaves the
-peak's cell (a near-flat map, e.g. of an untrained network, whose near-singular Hessian amplifies float rounding).
+pixels and ``scores`` float32 ``(B, K)``; for the PCT token classifier ``logits`` float32 ``(B, M, V)`` in place of
+the maps, keypoints decoded from the soft tokens inside the graph and the person score for every joint. The
+box-to-crop warp, its inverse and the flip test stay outside the graph. The check compares the keypoints with
+PyTorch's on crops of the bundled real frames: equal within 0.01 px except where the heatmap's two best cells are
+equal within float rounding, or where DARK's Newton step leaves the peak's cell (a near-flat map, e.g. of an
+untrained network, whose near-singular Hessian amplifies float rounding); the PCT classifier has no argmax, so
+every keypoint must agree.
 
 Lifter
 ------
@@ -32,6 +35,11 @@ language.
 Encoder: ``coords`` float32 ``(B, K, 2)``, ``visible`` bool ``(B, K)`` -> ``tokens`` int64 ``(B, M)``.
 Decoder: ``tokens`` int64 ``(B, M)`` -> ``coords`` float32 ``(B, K, 2)``.
 
+A vq checkpoint's encoder graph is the folded nearest-code search (:class:`~posetok.models.pct.TokenEncoder`); an
+fsq or lfq checkpoint's runs the training forward's ops and the library's scalar quantizer
+(:class:`~posetok.models.pct.ScalarTokenEncoder`). Either way the check tells differences at rounding ties (two
+codes equally near; a value half-way between two fsq levels or at lfq's 0) from export errors.
+
 Pose sequence tokenizer
 -----------------------
 Both graphs have a dynamic batch axis and a dynamic number of frames ``T`` (any multiple of the checkpoint's
@@ -41,6 +49,8 @@ Encoder: ``poses`` float32 ``(B, T, N, D)``, ``mask`` bool ``(B, T)`` (True: the
 ``tokens`` int64 ``(B, T', G, Q)``; a token window with no valid frame gets ``-1`` in every column.
 Decoder: ``tokens`` int64 ``(B, T', G, Q)`` (``-1``: no code) -> ``poses`` float32 ``(B, T, N, Dc)``, the
 coordinate channels only (``Dc = D - 1`` for ``"2d+conf"`` checkpoints).
+The residual search is the same for rvq, rfsq and rlfq checkpoints up to the per-level quantizer
+(:class:`~posetok.models.sequence.SequenceTokenEncoder`).
 
 Normalisation contract: ``poses`` are *normalised windows*, as :class:`~posetok.codecs.sequence.SequenceCodec`
 feeds its encoder, never the file's pixels or metres. Every window is root-centred (per frame or per window, the
@@ -201,7 +211,9 @@ def rounding_ties(encoder: SequenceTokenEncoder, poses: torch.Tensor, mask: torc
     one, and every later quantizer of that position then codes a different residual. A position counts as a
     tie when, at its first differing quantizer, PyTorch's distances from its residual to the two runtimes'
     codes differ by at most ``rel_tol`` times the norm of the position's feature vector (flips need a gap
-    below about 1e-5 of it). Any other difference (a ``-1`` against a code, a far code) is an export error.
+    below about 1e-5 of it); for rfsq and rlfq, when a value it rounds lies within ``rel_tol`` of its decision
+    boundary (:meth:`~posetok.models.sequence.SequenceTokenEncoder.margins`). Any other difference (a ``-1``
+    against a code, a far code) is an export error.
 
     Args:
         encoder: the PyTorch encoder that gave ``ref``.
@@ -216,6 +228,14 @@ def rounding_ties(encoder: SequenceTokenEncoder, poses: torch.Tensor, mask: torc
     count = int(where.sum())
     if not count:
         return 0, 0
+    if encoder.kind != "rvq":
+        # rfsq / rlfq round each number on its own: a tie is a value within rounding of its level's boundary
+        # (an integer of the rfsq bracket, 0 for rlfq's sign) at the first differing quantizer.
+        first = differ[where].long().argmax(-1)  # (P,)
+        margins = encoder.margins(poses, mask)[where]  # (P, Q)
+        both = (ref[where] >= 0).all(-1) & (got[where] >= 0).all(-1)
+        at_first = margins[torch.arange(count), first]
+        return count, int((both & (at_first <= rel_tol * (1 + margins.abs().amax(-1)))).sum())
     with torch.no_grad():
         feats = encoder.encoder(poses, mask)[where].double()  # (M, Dt)
     r, g = ref[where], got[where]  # (M, Q)
@@ -395,9 +415,71 @@ def _real_crops(est: Any, n: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().contiguous()
 
 
+class _PCTEstimatorGraph(torch.nn.Module):
+    """Crops (RGB 0..255) -> token logits ``(B, M, V)``, keypoints ``(B, K, 2)`` in input-crop pixels (decoded from
+    the soft tokens by the frozen tokenizer decoder inside the network) and scores ``(B, K)`` (the person score
+    of the checkpoint's ``codec.score`` for every joint)."""
+
+    def __init__(self, model: torch.nn.Module, codec: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.codec = codec
+        self.register_buffer("mean", torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1))
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model((crops - self.mean) / self.std)
+        keypoints, scores = self.codec.decode_tensor(out["logits"], out["coords"])
+        return out["logits"], keypoints, scores
+
+
+def _export_pct_estimator(est: Any, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
+    """:func:`_export_estimator` for the PCT token classifier: one graph ``crops`` -> ``logits``, ``keypoints``,
+    ``scores`` (no argmax anywhere, so no ties: ``check_passed`` when every keypoint is within 0.01 px and every
+    score within 1e-3 of PyTorch's, relative to the score's size)."""
+    check_batch = 8 if check_batch is None else check_batch
+    graph = _PCTEstimatorGraph(est.model, est.codec).eval()
+    path = Path(output)
+    if not path.suffix:
+        path = path.with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    names = (["crops"], ["logits", "keypoints", "scores"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # timm's Swin warns about its size checks while tracing
+        if fmt == "onnx":
+            _export_onnx(graph, (_real_crops(est, 2),), path, *names)
+        else:
+            _export_torchscript(graph, (_real_crops(est, 2),), path)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda x: [torch.from_numpy(a) for a in session.run(None, {"crops": x.numpy()})]  # noqa: E731
+    else:
+        module = torch.jit.load(str(path))
+        run = lambda x: list(module(x))  # noqa: E731
+    crops = _real_crops(est, check_batch)
+    with torch.no_grad():
+        ref_logits, ref_kp, ref_scores = graph(crops)
+        got_logits, got_kp, got_scores = run(crops)
+    off = (got_kp - ref_kp).abs().amax(-1) > 0.01
+    off_scores = (got_scores - ref_scores).abs() > 1e-3 * (1.0 + ref_scores.abs())
+    return {
+        "format": fmt, "kind": "pct_estimator", "model": str(path), "check_batch": check_batch,
+        "inputs": names[0], "outputs": names[1], "input_size": list(est.input_size),
+        "skeleton": est.skeleton.name, "codec": est.codec.to_dict(),
+        "logits_max_abs_diff": float((got_logits - ref_logits).abs().max()),
+        "keypoints_max_abs_diff_px": float((got_kp - ref_kp).abs().max()),
+        "scores_max_abs_diff": float((got_scores - ref_scores).abs().max()),
+        "mismatched_joints": int(off.sum()), "rounding_tie_joints": 0,
+        "check_passed": not bool(off.any() or off_scores.any()),
+    }
+
+
 def _export_estimator(est: Any, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
     """:func:`export_tokenizer` for a top-down estimator: traced at 2 crops, checked with ``check_batch``
     (default 8) crops of the bundled real frames."""
+    if getattr(est.codec, "type", None) == "pct":
+        return _export_pct_estimator(est, fmt, output, check_batch)
     check_batch = 8 if check_batch is None else check_batch
     graph = _EstimatorGraph(est.model, est.codec).eval()
     path = Path(output)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import PosetokError
-from ..models.pct import PCTTokenizerModel, TokenDecoder, TokenEncoder
+from ..models.pct import PCTTokenizerModel, ScalarTokenEncoder, TokenDecoder, TokenEncoder
 from ..skeletons import Skeleton
 from .crop import box_to_center_scale, boxes_from_keypoints, from_crop, to_crop
 
@@ -47,7 +47,7 @@ class PCTCodec:
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.padding = float(padding)
         self.batch_size = batch_size
-        self._fast: tuple[int, TokenEncoder, TokenDecoder] | None = None
+        self._fast: tuple[int, TokenEncoder | ScalarTokenEncoder, TokenDecoder] | None = None
         self.info: dict[str, Any] = {}  # checkpoint metadata (config, meta) when loaded from a file
 
     @property
@@ -56,6 +56,7 @@ class PCTCodec:
 
     @property
     def codebook_size(self) -> int:
+        """``V``, the effective codebook size (learned codes, ``prod(levels)`` for fsq, ``2^bits`` for lfq)."""
         return self.model.codebook_size
 
     # -- crop frame ---------------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class PCTCodec:
         return coords, visible
 
     # -- fast inference modules -------------------------------------------------------------------------
-    def _modules(self) -> tuple[TokenEncoder, TokenDecoder]:
+    def _modules(self) -> tuple[TokenEncoder | ScalarTokenEncoder, TokenDecoder]:
         # Rebuilt when any weight or codebook entry changed in place since the last call (training, loading).
         version = sum(t._version for t in self.model.state_dict(keep_vars=True).values())
         if self._fast is None or self._fast[0] != version:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -10,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.sequences import CENTERS, COORDS, coords_dims
 from ..errors import PosetokError
 from ..models.sequence import PRESETS as SEQUENCE_PRESETS
+from ..models.sequence import QUANTIZERS as SEQUENCE_QUANTIZERS
 from ..models.sequence import SequenceDims
 from ..models.sequence import preset_dims as sequence_preset_dims
 from ..skeletons import get_skeleton
@@ -50,6 +52,13 @@ class SequenceModelConfig:
     dropout: float | None = None
     graph_strategy: str | None = None
     joint_groups: Any = None  # "parts", "single" or lists of joint indices
+    # rvq: residual VQ (EMA codebooks, k-means init); rfsq: residual FSQ (levels, codebook_size = prod(levels));
+    # rlfq: residual LFQ (codebook_size = 2^bits, entropy_loss_weight, diversity_gamma). rfsq and rlfq have no
+    # codebook to warm up: optim.vq_start_step is ignored for them and they quantize from the first step.
+    quantizer: str | None = None
+    levels: list[int] | None = None
+    entropy_loss_weight: float | None = None
+    diversity_gamma: float | None = None
 
 
 @dataclass
@@ -131,7 +140,17 @@ def resolve_sequence(cfg: DictConfig, source: str = "config") -> DictConfig:
                                f"coords '{m.coords}' ({value})")
     given = OmegaConf.to_container(m)
     overrides = {k: given[k] for k in _DIMS_FIELDS if k not in _DERIVED}  # type: ignore[index]
+    if m.quantizer is not None and m.quantizer not in SEQUENCE_QUANTIZERS:
+        raise PosetokError(f"{source}: field 'model.quantizer': unknown quantizer '{m.quantizer}' "
+                           f"(known: {', '.join(SEQUENCE_QUANTIZERS)})")
+    if m.quantizer == "rfsq" and m.levels and m.codebook_size is None:
+        overrides["codebook_size"] = math.prod(m.levels)  # rfsq: V follows the levels
     dims = sequence_preset_dims(m.preset, {**overrides, **derived, "skeleton": sk.name})
+    try:
+        dims.validate_quantizer()
+    except ValueError as e:
+        field, problem = str(e).split(": ", 1)
+        raise PosetokError(f"{source}: field 'model.{field}': {problem}") from None
     try:
         dims.validate()
     except ValueError as e:
@@ -145,7 +164,7 @@ def resolve_sequence(cfg: DictConfig, source: str = "config") -> DictConfig:
 def sequence_dims(cfg: Any) -> SequenceDims:
     """The :class:`~posetok.models.sequence.SequenceDims` of a resolved sequence config's ``model`` section."""
     m = cfg["model"]
-    return SequenceDims.from_dict({k: (m[k] if k != "joint_groups" else _plain(m[k])) for k in _DIMS_FIELDS})
+    return SequenceDims.from_dict({k: _plain(m[k]) for k in _DIMS_FIELDS if k in m})
 
 
 def _plain(value: Any) -> Any:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import PosetokError
 from ..models.pct import PRESETS as PCT_PRESETS
+from ..models.pct import QUANTIZERS as PCT_QUANTIZERS
+from ..models.pct import check_codebook
 from ..models.pct import preset_dims as pct_preset_dims
 from .common import OptimConfig, TrainerConfig
 
@@ -40,12 +43,21 @@ class CodebookConfig:
     kmeans_init: bool | None = None
     kmeans_iters: int | None = None
     dead_code_threshold: float | None = None
+    levels: list[int] | None = None  # fsq: levels per dimension; V = prod(levels)
+    commitment_weight: float | None = None  # vq, lfq
+    entropy_loss_weight: float | None = None  # lfq
+    diversity_gamma: float | None = None  # lfq
+    quantizer: str | None = None  # set from model.quantizer (the resolved config records it here too)
 
 
 @dataclass
 class ModelConfig:
     kind: str = "pct"
     preset: str = "pct_small"
+    # vq: EMA vector quantization (PCT); fsq: finite scalar quantization (codebook.levels); lfq: lookup-free
+    # quantization (codebook.size = 2^bits). fsq and lfq have no codebook to warm up: optim.vq_start_step is
+    # ignored for them and they quantize from the first step.
+    quantizer: str = "vq"
     skeleton: str = "coco17"
     input_size: list[int] = field(default_factory=lambda: [256, 256])  # width, height of the crop
     padding: float = 1.25
@@ -108,8 +120,25 @@ def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
                            f"(known: {', '.join(PCT_PRESETS)})")
     if len(m.input_size) != 2 or min(m.input_size) <= 0:
         raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] > 0")
+    if m.quantizer not in PCT_QUANTIZERS:
+        raise PosetokError(f"{source}: field 'model.quantizer': unknown quantizer '{m.quantizer}' "
+                           f"(known: {', '.join(PCT_QUANTIZERS)})")
+    cb = m.codebook
+    if cb.quantizer is not None and cb.quantizer != m.quantizer:
+        raise PosetokError(f"{source}: field 'model.codebook.quantizer': '{cb.quantizer}' contradicts "
+                           f"model.quantizer '{m.quantizer}' (set model.quantizer only)")
     overrides = {s: OmegaConf.to_container(m[s]) for s in ("encoder", "decoder", "codebook")}
-    dims = pct_preset_dims(m.preset, overrides).to_dict()  # type: ignore[arg-type]
+    overrides["codebook"]["quantizer"] = m.quantizer  # type: ignore[index]
+    if m.quantizer == "fsq" and cb.levels and cb.size is None:
+        overrides["codebook"]["size"] = math.prod(cb.levels)  # type: ignore[index]  # fsq: V follows the levels
+    dims = pct_preset_dims(m.preset, overrides)  # type: ignore[arg-type]
+    try:
+        check_codebook(dims.codebook)
+    except ValueError as e:
+        field, problem = str(e).split(": ", 1)
+        name = "model.quantizer" if field == "quantizer" else f"model.codebook.{field}"
+        raise PosetokError(f"{source}: field '{name}': {problem}") from None
+    dims = dims.to_dict()  # type: ignore[assignment]
     for section, values in dims.items():
         for key, value in values.items():
             m[section][key] = value

@@ -3,6 +3,11 @@
 Token arrays hold integer code indices in ``[0, V)`` where ``V`` is the codebook size. The usual layout is
 ``(N, M)``: ``N`` poses, ``M`` tokens per pose; the whole-array statistics (histogram, usage, perplexity)
 accept any shape and pool every position.
+
+``V`` is the *effective* codebook size, the number of distinct ids a token can take, whatever the quantizer:
+the learned codes of vector quantization, ``prod(levels)`` implicit codes of finite scalar quantization (FSQ),
+``2^bits`` of lookup-free quantization (LFQ). A token then costs ``log2(V)`` bits, usage is the share of those
+``V`` ids seen, and perplexity the effective number of ids in use, for every kind alike.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "bits_per_frame",
     "bits_per_pose",
     "code_histogram",
     "codebook_usage",
@@ -90,6 +96,15 @@ def bits_per_pose(num_tokens: int, codebook_size: int) -> float:
     if num_tokens < 1:
         raise ValueError(f"num_tokens must be >= 1, got {num_tokens}")
     return float(num_tokens) * math.log2(v)
+
+
+def bits_per_frame(num_positions: int, num_frames: int, num_quantizers: int, codebook_size: int) -> float:
+    """Token bits per frame of a sequence tokenizer: ``num_positions`` token positions (windows x token frames x
+    groups) of ``num_quantizers`` ids each, ``log2(V)`` bits an id, spread over ``num_frames`` frames."""
+    v = _check_codebook_size(codebook_size)
+    if num_frames < 1 or num_positions < 0 or num_quantizers < 1:
+        raise ValueError("num_frames and num_quantizers must be >= 1, num_positions >= 0")
+    return float(num_positions) * num_quantizers * math.log2(v) / num_frames
 
 
 def compression_ratio(num_joints: int, num_tokens: int, codebook_size: int, coord_dims: int = 2) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vector_quantize_pytorch import VectorQuantize
+from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 
 from .mixer import MixerLayer
 
@@ -43,15 +43,65 @@ class DecoderDims:
     dropout: float = 0.0
 
 
+#: The quantizers of the PCT tokenizer (``dims.codebook.quantizer``).
+QUANTIZERS = ("vq", "fsq", "lfq")
+
+
 @dataclass
 class CodebookDims:
     num_tokens: int = 34
     token_dim: int = 512
-    size: int = 2048
-    ema_decay: float = 0.9
+    size: int = 2048  # V; for fsq it is prod(levels), for lfq a power of 2
+    ema_decay: float = 0.9  # vq only, as are the next three
     kmeans_init: bool = True
     kmeans_iters: int = 10
     dead_code_threshold: float = 1.0  # EMA cluster size below which a code is re-seeded from the batch
+    quantizer: str = "vq"  # vq | fsq | lfq; checkpoints written before the choice existed are vq
+    levels: list[int] | None = None  # fsq: values per dimension, each >= 3 (the library needs 2 to be symmetric)
+    commitment_weight: float = 1.0  # vq and lfq: weight of the commitment loss inside the quantizer
+    entropy_loss_weight: float = 0.1  # lfq: weight of its entropy loss (per-sample minus batch entropy)
+    diversity_gamma: float = 1.0  # lfq: weight of the batch entropy in that loss
+
+
+def check_codebook(cb: CodebookDims) -> None:
+    """Raise ``ValueError("field: problem")`` when the quantizer settings of ``cb`` do not fit together
+    (``field`` relative to the codebook section, or ``quantizer``)."""
+    if cb.quantizer not in QUANTIZERS:
+        raise ValueError(f"quantizer: unknown quantizer '{cb.quantizer}' (known: {', '.join(QUANTIZERS)})")
+    if cb.quantizer == "fsq":
+        if not cb.levels or any(int(v) < 3 for v in cb.levels):
+            raise ValueError("levels: fsq needs a list of levels, each >= 3 (e.g. [8, 5, 5, 5])")
+        if cb.size != math.prod(cb.levels):
+            raise ValueError(f"size: {cb.size} != prod(levels) = {math.prod(cb.levels)} (leave it unset for fsq)")
+    elif cb.levels is not None:
+        raise ValueError(f"levels: applies to fsq only, the quantizer is {cb.quantizer}")
+    if cb.quantizer == "lfq" and (cb.size < 2 or cb.size & (cb.size - 1)):
+        raise ValueError(f"size: lfq needs a power of 2 (2^bits codes), got {cb.size}")
+
+
+def effective_codebook_size(cb: CodebookDims) -> int:
+    """``V``, the number of distinct token ids: ``size`` for vq and lfq, ``prod(levels)`` for fsq."""
+    return math.prod(cb.levels) if cb.quantizer == "fsq" and cb.levels else cb.size
+
+
+def build_quantizer(cb: CodebookDims) -> nn.Module:
+    """The vector-quantize-pytorch module of ``cb.quantizer`` for ``(B, M, token_dim)`` features."""
+    check_codebook(cb)
+    if cb.quantizer == "fsq":
+        return FSQ(levels=[int(v) for v in cb.levels or ()], dim=cb.token_dim)
+    if cb.quantizer == "lfq":
+        return LFQ(dim=cb.token_dim, codebook_size=cb.size, entropy_loss_weight=cb.entropy_loss_weight,
+                   diversity_gamma=cb.diversity_gamma, commitment_loss_weight=cb.commitment_weight)
+    return VectorQuantize(
+        dim=cb.token_dim,
+        codebook_size=cb.size,
+        decay=cb.ema_decay,
+        kmeans_init=cb.kmeans_init,
+        kmeans_iters=cb.kmeans_iters,
+        threshold_ema_dead_code=cb.dead_code_threshold,
+        commitment_weight=cb.commitment_weight,
+        rotation_trick=False,  # PCT trains with the plain straight-through estimator
+    )
 
 
 @dataclass
@@ -119,16 +169,7 @@ class PCTTokenizerModel(nn.Module):
         self.encoder_norm = nn.LayerNorm(enc.hidden_dim)
         self.token_mlp = nn.Linear(num_joints, cb.num_tokens)
         self.feature_embed = nn.Linear(enc.hidden_dim, cb.token_dim)
-        self.quantizer = VectorQuantize(
-            dim=cb.token_dim,
-            codebook_size=cb.size,
-            decay=cb.ema_decay,
-            kmeans_init=cb.kmeans_init,
-            kmeans_iters=cb.kmeans_iters,
-            threshold_ema_dead_code=cb.dead_code_threshold,
-            commitment_weight=1.0,
-            rotation_trick=False,  # PCT trains with the plain straight-through estimator
-        )
+        self.quantizer = build_quantizer(cb)
         self.decoder_token_mlp = nn.Linear(cb.num_tokens, num_joints)
         self.decoder_start = nn.Linear(cb.token_dim, dec.hidden_dim)
         self.decoder = nn.ModuleList(
@@ -143,13 +184,34 @@ class PCTTokenizerModel(nn.Module):
         return self.dims.codebook.num_tokens
 
     @property
+    def quantizer_kind(self) -> str:
+        """``vq``, ``fsq`` or ``lfq``."""
+        return self.dims.codebook.quantizer
+
+    @property
     def codebook_size(self) -> int:
-        return self.dims.codebook.size
+        """``V``: learned codes (vq) or implicit ones (``prod(levels)`` for fsq, ``2^bits`` for lfq)."""
+        return effective_codebook_size(self.dims.codebook)
 
     @property
     def codebook(self) -> torch.Tensor:
-        """``(V, token_dim)`` code vectors."""
-        return self.quantizer.codebook
+        """``(V, token_dim)`` code vectors: what the decoder reads for each id (for fsq and lfq the implicit
+        codes through the quantizer's output projection)."""
+        if self.quantizer_kind == "vq":
+            return self.quantizer.codebook
+        ids = torch.arange(self.codebook_size, device=self.start_embed.weight.device)
+        return self.quantizer.indices_to_codes(ids)
+
+    def quantize(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, M, token_dim)`` features -> quantized features (same shape; straight-through gradients), int64
+        ids ``(B, M)`` and the quantizer's scalar loss (vq: commitment; lfq: entropy and commitment; fsq: 0)."""
+        if self.quantizer_kind == "vq":
+            return self.quantizer(feats)
+        if self.quantizer_kind == "fsq":
+            quantized, ids = self.quantizer(feats)
+            return quantized, ids.long(), feats.new_zeros(())
+        quantized, ids, loss = self.quantizer(feats)
+        return quantized, ids.long(), loss
 
     def encode_features(self, coords: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """``(B, K, 2)`` normalised coords and ``(B, K)`` bool visibility -> ``(B, M, token_dim)`` features.
@@ -178,8 +240,9 @@ class PCTTokenizerModel(nn.Module):
     def forward(self, coords: torch.Tensor, visible: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
         """Training-time forward.
 
-        Returns ``recon`` ``(B, K, 2)``, ``tokens`` int64 ``(B, M)`` and the scalar ``commit_loss``. In training
-        mode the quantizer also updates its codebook (EMA, k-means init on its first call, dead codes).
+        Returns ``recon`` ``(B, K, 2)``, ``tokens`` int64 ``(B, M)`` and the scalar ``commit_loss`` (the
+        quantizer's loss, :meth:`quantize`). In training mode a vq quantizer also updates its codebook (EMA,
+        k-means init on its first call, dead codes); fsq and lfq have no codebook state.
         With ``quantize=False`` the decoder reads the continuous features (the quantizer warm-up of
         :class:`~posetok.tasks.tokenizer.TokenizerTask`); ``tokens`` are then -1 and ``commit_loss`` is 0.
         """
@@ -187,7 +250,7 @@ class PCTTokenizerModel(nn.Module):
         if not quantize:
             tokens = torch.full(feats.shape[:2], -1, dtype=torch.long, device=feats.device)
             return {"recon": self.decode_codes(feats), "tokens": tokens, "commit_loss": feats.new_zeros(())}
-        quantized, tokens, commit_loss = self.quantizer(feats)
+        quantized, tokens, commit_loss = self.quantize(feats)
         return {"recon": self.decode_codes(quantized), "tokens": tokens, "commit_loss": commit_loss}
 
     @torch.no_grad()
@@ -195,9 +258,10 @@ class PCTTokenizerModel(nn.Module):
         """``(B, M)`` int64 token ids -> ``(B, K, 2)`` normalised coords (reference path)."""
         return self.decode_codes(F.embedding(tokens, self.codebook))
 
-    def inference_encoder(self) -> TokenEncoder:
-        """A frozen, export-friendly copy of the encoder that maps poses to token ids (see :class:`TokenEncoder`)."""
-        return TokenEncoder(self)
+    def inference_encoder(self) -> TokenEncoder | ScalarTokenEncoder:
+        """A frozen, export-friendly copy of the encoder that maps poses to token ids (:class:`TokenEncoder` for
+        vq, :class:`ScalarTokenEncoder` for fsq and lfq)."""
+        return TokenEncoder(self) if self.quantizer_kind == "vq" else ScalarTokenEncoder(self)
 
     def inference_decoder(self) -> TokenDecoder:
         """A frozen, export-friendly copy of the decoder that maps token ids to poses."""
@@ -394,6 +458,70 @@ class TokenEncoder(nn.Module):
             rows = rows.repeat((m + n - 1) // n, 1)[:m]
         feats = self.feature_embed(rows.t().contiguous()[None].transpose(1, 2))  # (1, n', Dt)
         return self.quantizer(feats)[1][0, :n]
+
+
+class ScalarTokenEncoder(nn.Module):
+    """Poses to token ids of an fsq or lfq tokenizer, for inference and export: the ids of the training forward,
+    bit for bit.
+
+    A scalar quantizer rounds a few projected numbers each on its own; there is no search over codes to fold
+    into the encoder as :class:`TokenEncoder` does for vq, and so nothing to re-check. This runs the training
+    forward's own ops (encoder blocks, token mixing, feature projection, then a copy of the library quantizer,
+    which traces to ONNX and TorchScript with a dynamic batch) on chunks of ``chunk_size`` poses.
+    """
+
+    #: Share of a value's magnitude (plus 1) within which :meth:`near_ties` calls it a rounding tie.
+    tie_rel = 1e-5
+
+    def __init__(self, model: PCTTokenizerModel, chunk_size: int = 32) -> None:
+        super().__init__()
+        self.chunk_size = chunk_size
+        self.kind = model.quantizer_kind
+        self.recheck = False  # nothing to re-decide: the same ops as the training forward
+        self.rechecked = 0
+        self.start_embed = copy.deepcopy(model.start_embed)
+        self.invisible_token = nn.Parameter(model.invisible_token.detach().clone(), requires_grad=False)
+        self.blocks = copy.deepcopy(model.encoder)
+        self.norm = copy.deepcopy(model.encoder_norm)
+        self.token_mlp = copy.deepcopy(model.token_mlp)
+        self.feature_embed = copy.deepcopy(model.feature_embed)
+        self.quantizer = copy.deepcopy(model.quantizer)
+        self.eval().requires_grad_(False)
+
+    def _features(self, coords: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """``(b, K, 2)``, ``(b, K)`` -> ``(b, M, token_dim)``, as :meth:`PCTTokenizerModel.encode_features` in
+        eval mode."""
+        x = self.start_embed(coords)
+        x = torch.where(visible[..., None], x, self.invisible_token)
+        for block in self.blocks:
+            x = block(x)
+        x = self.token_mlp(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return self.feature_embed(x)
+
+    def forward(self, coords: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 2)`` normalised coords, ``(B, K)`` bool visibility -> ``(B, M)`` int64 token ids."""
+        n, size = coords.shape[0], self.chunk_size
+        chunks = ([(coords, visible)] if size <= 0 or n <= size
+                  else [(coords[i:i + size], visible[i:i + size]) for i in range(0, n, size)])
+        ids = [self.quantizer(self._features(c, v))[1].long() for c, v in chunks]
+        return ids[0] if len(ids) == 1 else torch.cat(ids)
+
+    @torch.no_grad()
+    def near_ties(self, coords: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """``(B, M)`` bool: positions where a quantized number lies within rounding distance of a decision
+        boundary (an fsq value half-way between two levels, an lfq value at 0), so another runtime's float
+        rounding may give another id there. :func:`posetok.export.export_tokenizer` tells such differences
+        apart from export errors."""
+        z = self.quantizer.project_in(self._features(coords, visible)).float()  # (B, M, d)
+        if self.kind == "fsq":
+            q = self.quantizer
+            half_l = (q._levels - 1) * (1 + 1e-3) / 2
+            offset = torch.where(q._levels % 2 == 0, 0.5, 0.0)
+            z = torch.tanh(z + torch.atanh(offset / half_l)) * half_l - offset  # in level units
+            margin = ((z - z.floor()) - 0.5).abs()
+        else:
+            margin = z.abs()
+        return (margin <= self.tie_rel * (1 + z.abs())).any(-1)
 
 
 class TokenDecoder(nn.Module):

@@ -20,6 +20,7 @@ tokens, so users see their own units.
 
 from __future__ import annotations
 
+import collections
 import copy
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ from ..data.sequences import (
     sliding_windows,
 )
 from ..errors import PosetokError, field_error
+from ..metrics import tokens as token_metrics
 from ..metrics.sequence import quantizer_stats
 from ..models.sequence import SequenceDims, SequenceTokenizerModel, sequence_losses
 from ..skeletons import Skeleton, get_skeleton
@@ -164,12 +166,20 @@ class SequenceTokenizerTask(QuantizerTask):
         self.skeleton: Skeleton = get_skeleton(self.cfg.model.skeleton)
         self.dims = sequence_dims(config)
         self.model: SequenceTokenizerModel | None = None  # type: ignore[assignment]
-        self.train_history: list[float] = []  # recon loss per training step of this session
+        # recon loss of the first and the last 5 training steps of this session (detached tensors)
+        self.train_history: list[torch.Tensor] = []
+        self.train_last: collections.deque[torch.Tensor] = collections.deque(maxlen=5)
         self.val_history: list[tuple[int, float]] = []
 
     def configure_model(self) -> None:
         if self.model is None:
             self.model = SequenceTokenizerModel(copy.deepcopy(self.dims), self.skeleton)
+
+    @property
+    def quantizing(self) -> bool:
+        """rvq: False before ``optim.vq_start_step`` (the warm-up that lets k-means initialise the codebooks on
+        trained features). rfsq and rlfq always: they have no codebook to initialise."""
+        return self.dims.quantizer != "rvq" or super().quantizing
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:  # type: ignore[override]
         assert self.model is not None
@@ -187,12 +197,18 @@ class SequenceTokenizerTask(QuantizerTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._losses(batch)
+        recon = out["recon"].detach()
+        if len(self.train_history) < 5:  # tensors, made numbers at the end: a float() here would wait for a GPU
+            self.train_history.append(recon)
+        self.train_last.append(recon)
+        if not self.logging_step():  # what the loggers receive; see TimedTask.logging_step for why not every step
+            return out["total"]
         bs = batch["poses"].shape[0]
         self.log_dict({f"train/{k}": out[k].detach() for k in ("total", "recon", "velocity", "bone", "commit")},
                       batch_size=bs)
-        mpjpe = out["err"][out["weight"]].mean() if out["weight"].any() else out["err"].new_zeros(())
-        self.log("train/mpjpe_norm", mpjpe, prog_bar=True, batch_size=bs)
-        self.train_history.append(float(out["recon"].detach()))
+        w = out["weight"].float()
+        mpjpe = (out["err"] * w).sum() / w.sum().clamp(min=1.0)  # 0 without a valid joint, with no host wait
+        self.show("train/mpjpe_norm", mpjpe)
         return out["total"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -319,8 +335,9 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
         ``pck``, ``pck_threshold``, ``reference_size`` = mean box height, ``per_keypoint_error``) plus
         ``mpjpe_norm`` (normalised units), ``codebook_usage`` and ``perplexity`` (lists, one per quantizer),
         ``quantization_error``, ``compression_ratio`` (tokens plus the decode parameters, :func:`side_bits`),
-        ``token_compression_ratio`` (tokens alone), ``side_bits_per_frame``, ``rate_distortion`` (``mpjpe`` and
-        ``compression_ratio`` for ``q = 1..Q``),
+        ``token_compression_ratio`` (tokens alone), ``bits_per_frame`` (token bits, ``log2`` of the effective
+        codebook size each), ``side_bits_per_frame``, ``rate_distortion`` (``mpjpe``, ``bits_per_frame`` and
+        ``compression_ratio`` for ``q = 1..Q``), ``quantizer``,
         ``num_sequences``, ``num_frames``, ``frames_per_s``; and ``arrays`` per file: ``tokens``, ``recon``,
         ``poses``, ``mask``, ``files``.
     """
@@ -371,6 +388,8 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
     for q in range(1, codec.num_quantizers + 1):
         rq = np.concatenate([codec.decode(t, p, q) for t, p in zip(arrays["tokens"], arrays["params"])])
         rd.append({"num_quantizers": q, "mpjpe": score(rq)["mpjpe"],
+                   "bits_per_frame": token_metrics.bits_per_frame(len(valid_tokens), total_frames, q,
+                                                                  codec.codebook_size),
                    "compression_ratio": compression_ratio(total_frames, n, dc, (len(valid_tokens), q),
                                                           codec.codebook_size, side)})
     metrics.update({
@@ -382,10 +401,14 @@ def evaluate_sequence(codec: SequenceCodec, source: str | Path, split: str | Non
                                                codec.codebook_size, side),
         "token_compression_ratio": compression_ratio(total_frames, n, dc, (len(valid_tokens), q_used),
                                                      codec.codebook_size),
+        # Tokens alone, log2 of the effective codebook size each (prod(levels) for rfsq, 2^bits for rlfq).
+        "bits_per_frame": token_metrics.bits_per_frame(len(valid_tokens), max(total_frames, 1), q_used,
+                                                       codec.codebook_size),
         "side_bits_per_frame": side / max(total_frames, 1),
         "rate_distortion": rd,
         "num_quantizers": q_used,
         "codebook_size": codec.codebook_size,
+        "quantizer": codec.model.quantizer_kind,
         "num_sequences": len(files),
         "num_frames": total_frames,
         "frames_per_s": total_frames / max(seconds, 1e-9),
@@ -446,11 +469,11 @@ class _WriteSequenceModel:
 
     def write(self, trainer: L.Trainer, task: SequenceTokenizerTask) -> Path:
         m = self.cfg["model"]
-        hist = task.train_history
+        first, last = ([float(v) for v in h] for h in (task.train_history, task.train_last))
         meta = {"global_step": trainer.global_step, "train_time_s": round(task.train_time_s(), 1),
                 "val_history": [list(v) for v in task.val_history],
-                "train_recon_first": float(np.mean(hist[:5])) if hist else None,
-                "train_recon_last": float(np.mean(hist[-5:])) if hist else None}
+                "train_recon_first": float(np.mean(first)) if first else None,
+                "train_recon_last": float(np.mean(last)) if last else None}
         payload = sequence_payload(task.model, task.dims, m["skeleton"], m["coords"],  # type: ignore[arg-type]
                                    {"min_conf": self.cfg["data"]["min_conf"], "window_stride": None,
                                     "center": m["center"]}, self.cfg, meta)

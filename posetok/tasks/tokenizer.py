@@ -5,7 +5,7 @@ kind and the commands on files.
 
     format: "posetok.tokenizer"   format_version: 1   kind: "pct"
     skeleton: "coco17"   num_joints: 17
-    dims: {encoder: {...}, decoder: {...}, codebook: {...}}
+    dims: {encoder: {...}, decoder: {...}, codebook: {..., quantizer: vq | fsq | lfq, levels}}  (no quantizer: vq)
     codec: {input_size: [w, h], padding: 1.25}
     state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version}
 
@@ -152,6 +152,14 @@ class TokenizerTask(QuantizerTask):
             self.model = PCTTokenizerModel(self.skeleton.num_joints, dims)
 
     @property
+    def quantizing(self) -> bool:
+        """vq: False before ``optim.vq_start_step`` (:class:`~posetok.tasks.runner.QuantizerTask`). fsq and lfq
+        always: the warm-up exists so that k-means initialises a vq codebook on trained features, and a scalar
+        quantizer has no codebook to initialise (switching it in late would only put an untrained projection
+        between a trained encoder and decoder)."""
+        return self.cfg.model.get("quantizer", "vq") != "vq" or super().quantizing
+
+    @property
     def crop_px(self) -> float:
         """Crop height of the model input in pixels: turns normalised errors into input-resolution pixels."""
         return float(self.cfg.model.input_size[1])
@@ -169,13 +177,17 @@ class TokenizerTask(QuantizerTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._losses(batch)
-        bs = batch["coords"].shape[0]
-        self.log_dict({"train/loss": out["loss"].detach(), "train/joint_loss": out["joint_loss"].detach(),
-                       "train/commit_loss": out["commit_loss"]}, batch_size=bs)
-        self.log("train/error_px", out["error_px"], prog_bar=True, batch_size=bs)
+        if not self.logging_step():  # what the loggers receive; see TimedTask.logging_step for why not every step
+            return out["loss"]
+        logs = {"train/loss": out["loss"].detach(), "train/joint_loss": out["joint_loss"].detach(),
+                "train/commit_loss": out["commit_loss"]}
         if self.quantizing:
-            usage = out["tokens"].unique().numel() / self.model.codebook_size  # type: ignore[union-attr]
-            self.log("train/batch_code_usage", usage, batch_size=bs)
+            v = self.model.codebook_size  # type: ignore[union-attr]
+            used = torch.zeros(v, device=out["tokens"].device).index_fill_(0, out["tokens"].flatten(), 1.0)
+            logs["train/batch_code_usage"] = used.mean()  # fixed size: no host wait, unlike unique()
+        bs = batch["coords"].shape[0]
+        self.log_dict(logs, batch_size=bs)
+        self.show("train/error_px", out["error_px"])
         return out["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -302,7 +314,7 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
                    for i, r in zip(data.image_ids, recon)]
         gt = keypoint_gt(data.keypoints, data.boxes, data.areas, data.image_ids)
         metrics.update(coco_keypoint_eval(gt, results, codec.skeleton.sigmas))
-    v, m = codec.codebook_size, codec.num_tokens
+    v, m = codec.codebook_size, codec.num_tokens  # V: the effective codebook size (prod(levels) for fsq)
     metrics.update({
         "mean_error_px": float(np.nanmean(errors)),
         "median_error_px": float(np.nanmedian(errors)),
@@ -313,6 +325,7 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
         "compression_ratio": token_metrics.compression_ratio(codec.skeleton.num_joints, m, v),
         "num_tokens": m,
         "codebook_size": v,
+        "quantizer": codec.model.quantizer_kind,
         "poses_per_s": len(data) / max(seconds, 1e-9),
     })
     return metrics, {"tokens": tokens, "recon": recon, "errors": errors}

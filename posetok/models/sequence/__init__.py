@@ -11,9 +11,11 @@ Poses ``(B, T, N, D)`` (``N`` joints of one :class:`~posetok.skeletons.Skeleton`
   rather than one pooled over all joints gives the small, fast-moving parts (hands, face) codes of their own
   instead of sharing one vector with the body, the point of the design for 133 joints;
   ``joint_groups="single"`` gives ``G = 1``.
-- ``Q`` residual quantizers (``vector_quantize_pytorch.ResidualVQ``, EMA codebooks with k-means init and
-  dead-code re-seeding): token ``q`` codes what tokens ``0..q-1`` left over. Training with quantizer dropout
-  makes every prefix ``1..Q`` decodable, so a coarser, shorter code is the same token grid cut after ``q``.
+- ``Q`` residual quantizers (``dims.quantizer``: ``rvq``, ``vector_quantize_pytorch.ResidualVQ`` with EMA
+  codebooks, k-means init and dead-code re-seeding; or ``rfsq`` / ``rlfq``, residual finite scalar or lookup-free
+  quantization with implicit codebooks): token ``q`` codes what tokens ``0..q-1`` left over. Training with
+  quantizer dropout makes every prefix ``1..Q`` decodable, so a coarser, shorter code is the same token grid cut
+  after ``q``.
 
 Each group's token vector is a learned linear map of that group's per-joint features (and the decoder maps it
 back to per-joint features), so a token keeps which joint moved how, not just a pooled average.
@@ -26,14 +28,14 @@ The model expects coordinates already normalised by the caller (e.g. centred on 
 body size); it holds no data transforms, no I/O and no training loop. Token id ``-1`` means "no code": a
 
 Modules: :mod:`.dims` (:class:`SequenceDims`, :data:`PRESETS`, :func:`preset_dims`), :mod:`.groups` (joint
-groups), :mod:`.encoder` (:class:`SequenceEncoder`), :mod:`.quantizer` (the ``ResidualVQ`` and helpers around
+groups), :mod:`.encoder` (:class:`SequenceEncoder`), :mod:`.quantizer` (the residual quantizer and helpers around
 it), :mod:`.decoder` (:class:`SequenceDecoder`), :mod:`.model` (:class:`SequenceTokenizerModel`),
 :mod:`.inference` (:class:`SequenceTokenEncoder`, :class:`SequenceTokenDecoder`) and :mod:`.losses`
 (:func:`sequence_losses`). Their public names are importable from this package.
 """
 
 from .decoder import SequenceDecoder
-from .dims import PRESETS, SequenceDims, preset_dims
+from .dims import PRESETS, QUANTIZERS, SequenceDims, preset_dims
 from .encoder import SequenceEncoder
 from .groups import joint_groups
 from .inference import SequenceTokenDecoder, SequenceTokenEncoder
@@ -43,6 +45,7 @@ from .model import SequenceTokenizerModel
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
     "PRESETS",
+    "QUANTIZERS",
     "SequenceDecoder",
     "SequenceDims",
     "SequenceEncoder",

@@ -7,6 +7,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+#: The residual quantizers of the sequence tokenizer (``SequenceDims.quantizer``).
+QUANTIZERS = ("rvq", "rfsq", "rlfq")
+
 
 @dataclass
 class SequenceDims:
@@ -24,14 +27,19 @@ class SequenceDims:
         joint_dim: per-joint feature size that a group's token is made from (and decoded back to).
         token_dim: size of one token vector (the codebook vectors).
         num_quantizers: ``Q`` residual quantizers.
-        codebook_size: ``V`` codes per quantizer.
-        ema_decay: codebook EMA decay.
+        codebook_size: ``V`` codes per quantizer (rfsq: ``prod(levels)``; rlfq: a power of 2).
+        ema_decay: codebook EMA decay (rvq only, as are the next three).
         kmeans_init: initialise each codebook by k-means on its first training batch.
         kmeans_iters: k-means iterations of that initialisation.
         dead_code_threshold: EMA cluster size below which a code is re-seeded from the batch.
+        quantizer: ``rvq`` (residual VQ), ``rfsq`` (residual finite scalar quantization) or ``rlfq`` (residual
+            lookup-free quantization); see :mod:`~posetok.models.sequence.quantizer`.
+        levels: rfsq: quantization levels per dimension (each >= 2), ``V = prod(levels)``.
+        entropy_loss_weight: rlfq: weight of the entropy loss of each level.
+        diversity_gamma: rlfq: weight of the batch entropy in that loss.
         quantize_dropout: train with a random number of quantizers so every prefix decodes.
         quantize_dropout_cutoff_index: the least number of quantizers minus 1 that dropout keeps.
-        commitment_weight: weight of the commitment loss inside the quantizer.
+        commitment_weight: weight of the commitment loss inside the quantizer (rvq, rlfq).
         dropout: dropout in the ST-GCN blocks.
         graph_strategy: adjacency partition (:func:`~posetok.models.stgcn.skeleton_graph`).
         skeleton: registered skeleton name; ``None`` picks the one with ``num_keypoints`` joints.
@@ -62,6 +70,10 @@ class SequenceDims:
     graph_strategy: str = "spatial"
     skeleton: str | None = None
     joint_groups: Any = field(default="parts")  # str or list[list[int]]
+    quantizer: str = "rvq"  # checkpoints written before the choice existed are rvq
+    levels: list[int] | None = None
+    entropy_loss_weight: float = 0.1
+    diversity_gamma: float = 1.0
 
     @property
     def coord_dim(self) -> int:
@@ -86,6 +98,23 @@ class SequenceDims:
             raise ValueError(f"sequence_length={self.sequence_length} is not a multiple of temporal_downsample={ds}")
         if not 0 <= self.quantize_dropout_cutoff_index < self.num_quantizers:
             raise ValueError("quantize_dropout_cutoff_index must be in [0, num_quantizers)")
+        self.validate_quantizer()
+
+    def validate_quantizer(self) -> None:
+        """Raise ``ValueError("field: problem")`` when the quantizer settings do not fit together."""
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer: unknown quantizer '{self.quantizer}' (known: {', '.join(QUANTIZERS)})")
+        if self.quantizer == "rfsq":
+            if not self.levels or any(int(v) < 2 for v in self.levels):
+                raise ValueError("levels: rfsq needs a list of levels, each >= 2 (e.g. [8, 5, 5, 5])")
+            if self.codebook_size != math.prod(self.levels):
+                raise ValueError(f"codebook_size: {self.codebook_size} != prod(levels) = {math.prod(self.levels)} "
+                                 "(leave it unset for rfsq)")
+        elif self.levels is not None:
+            raise ValueError(f"levels: applies to rfsq only, the quantizer is {self.quantizer}")
+        v = self.codebook_size
+        if self.quantizer == "rlfq" and (v < 2 or v & (v - 1)):
+            raise ValueError(f"codebook_size: rlfq needs a power of 2 (2^bits codes), got {v}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SequenceDims:

@@ -15,7 +15,7 @@ from .dims import SequenceDims
 from .encoder import SequenceEncoder
 from .groups import resolve_groups
 from .inference import SequenceTokenDecoder, SequenceTokenEncoder
-from .quantizer import build_quantizer, codes_from_indices, fixed_depth
+from .quantizer import build_quantizer, code_tables, codes_from_indices, fixed_depth, run_quantizer
 
 
 class SequenceTokenizerModel(nn.Module):
@@ -55,14 +55,20 @@ class SequenceTokenizerModel(nn.Module):
         return self.dims.num_quantizers
 
     @property
+    def quantizer_kind(self) -> str:
+        """``rvq``, ``rfsq`` or ``rlfq``."""
+        return self.dims.quantizer
+
+    @property
     def codebook_size(self) -> int:
-        """``V``."""
+        """``V``: codes per quantizer (learned for rvq, implicit for rfsq and rlfq)."""
         return self.dims.codebook_size
 
     @property
     def codebooks(self) -> torch.Tensor:
-        """``(Q, V, token_dim)`` code vectors."""
-        return self.quantizer.codebooks
+        """``(Q, V, d)`` code vectors (:func:`~posetok.models.sequence.quantizer.code_tables`): in token space
+        for rvq, in the quantizer's inner space, scaled per level, for rfsq and rlfq."""
+        return code_tables(self.quantizer)
 
     def token_grid_shape(self, num_frames: int) -> tuple[int, int, int]:
         """``(T', G, Q)`` of a clip of ``num_frames`` frames."""
@@ -132,7 +138,7 @@ class SequenceTokenizerModel(nn.Module):
         flat = feats.reshape(b, tp * g, dt)
         flat_mask = token_mask[:, :, None].expand(b, tp, g).reshape(b, tp * g)
         with fixed_depth(self.quantizer, q is not None):
-            quantized, indices, losses = self.quantizer(flat, mask=flat_mask)
+            quantized, indices, losses = run_quantizer(self.quantizer, flat, flat_mask)
         if q is not None:
             indices, losses = indices[..., :q], losses[:q]
             codes = self.codes_from_tokens(indices.reshape(b, tp, g, q)).reshape(b, tp * g, dt)

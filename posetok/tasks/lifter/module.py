@@ -139,9 +139,10 @@ class LifterTask(TimedTask):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         total, terms = self._losses(self._prepare(batch, train=True))
         bs = batch["image"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k not in ("pred", "total")},
-                      batch_size=bs)
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=bs)
+        if self.logging_step():  # what the loggers receive; see TimedTask.logging_step for why not every step
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k not in ("pred", "total")},
+                          batch_size=bs)
+            self.show("train/loss", total.detach())
         return total
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
