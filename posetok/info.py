@@ -25,8 +25,9 @@ def _estimator_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str,
         model = _build_estimator(dims)
     w, h = dims.input_size
     macs = count_macs(model, (1, 3, h, w))
-    return {"task": "estimator", "kind": "heatmap", "skeleton": cfg.model.skeleton, "num_joints": dims.num_joints,
-            "input_size": [w, h], "backbone": dims.backbone, "head": dims.head, "codec": codec_spec(cfg),
+    return {"task": "estimator", "kind": str(cfg.model.kind), "skeleton": cfg.model.skeleton,
+            "num_joints": dims.num_joints, "input_size": [w, h], "backbone": dims.backbone, "head": dims.head,
+            "codec": codec_spec(cfg),
             "parameters": count_parameters(model), "parameters_M": round(count_parameters(model) / 1e6, 2),
             "GMACs": round(macs / 1e9, 3), "GFLOPs": round(2 * macs / 1e9, 3)}
 

@@ -47,8 +47,9 @@ def bench_estimator(cfg: Any, batch: int = 32, train_batch: int = 16, seconds: f
       outputs back as numpy; no flip) against a plain ``model(x)`` on a float tensor already on the device, at
       ``batch``, interleaved in the same process;
     * training: images/s of posetok's training step (the task's losses, backward, optimiser step) on synthetic
-      tensors, against a plain loop (MSE on heatmaps, same optimiser), and of the same step fed by the real data
-      pipeline (``data.num_workers`` workers, or ``workers``);
+      tensors, against a plain loop (MSE on heatmaps, same optimiser; the PCT classifier: cross-entropy on the
+      token ids), and of the same step fed by the real data pipeline (``data.num_workers`` workers, or
+      ``workers``; PCT targets come from its tokenizer, ``model.tokenizer``);
     * the pipeline alone: samples/s of one worker (read, augment, warp, encode targets);
     * peak memory: the process's RSS, and on a GPU the CUDA allocator's peak.
     """
@@ -105,10 +106,16 @@ def bench_estimator(cfg: Any, batch: int = 32, train_batch: int = 16, seconds: f
         opt.step()
         sync()
 
+    pct = m.head.kind == "pct"
+
     def plain_step() -> None:
         with autocast:
-            out = model(images_f)["heatmaps"]
-            loss = torch.nn.functional.mse_loss(out.float(), fixed["heatmaps"])
+            if pct:
+                logits = model(images_f)["logits"]
+                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), fixed["tokens"].flatten())
+            else:
+                out = model(images_f)["heatmaps"]
+                loss = torch.nn.functional.mse_loss(out.float(), fixed["heatmaps"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

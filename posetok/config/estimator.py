@@ -3,11 +3,17 @@
 Defaults follow MMPose's top-down heatmap recipes (HRNet-W32, COCO, 256 x 192): padding 1.25, MSRA heatmaps of
 sigma 2 at a quarter of the input, flip 0.5, half-body 0.3, shift 0.16 (p 0.3), scale 0.5-1.5, rotation 80 deg
 (p 0.6), Adam 5e-4 with a 500-step linear warm-up and steps at epochs 170 and 200 of 210.
+
+``model.head.kind: pct`` makes the estimator the PCT token classifier (Stage II of PCT): ``model.tokenizer`` names
+a trained pose tokenizer checkpoint (its skeleton, input size and padding must be the estimator's), whose token
+ids of the ground truth are the targets and whose frozen decoder turns the predicted soft tokens into joints.
+``model.kind`` then becomes ``pct_estimator`` and ``model.codec.type`` ``pct`` (both follow from the head).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -15,9 +21,11 @@ from ..errors import PosetokError
 from ..skeletons import get_skeleton
 from .common import TrainerConfig
 
-BACKBONES = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w32", "hrnet_w48", "hrformer_s", "hrformer_b")
-HEADS = ("heatmap", "fusion")
-CODECS = ("msra", "udp", "fusion")
+BACKBONES = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w32", "hrnet_w48", "hrformer_s", "hrformer_b",
+             "swin_tiny", "swin_base", "swin_large", "swinv2_tiny", "swinv2_base", "swinv2_large")
+HEADS = ("heatmap", "fusion", "pct")
+CODECS = ("msra", "udp", "fusion", "pct")
+KINDS = ("heatmap", "pct_estimator")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("multistep", "cosine")
 NMS = ("oks", "soft-oks", "none")
@@ -27,10 +35,10 @@ SCORE_MODES = ("bbox", "keypoint", "bbox_keypoint")
 @dataclass
 class BackboneConfig:
     name: str = "hrnet_w32"
-    weights: str | None = None  # a local timm / ImageNet state dict, or an estimator model.ckpt
+    weights: str | None = None  # a local timm / ImageNet state dict, or an estimator model.ckpt (its backbone.*)
     pretrained: bool = False  # timm's own download (needs the internet; never in tests or the demo)
     drop_path: float | None = None  # None: the network's default
-    frozen: bool = False
+    frozen: bool = False  # no training of the backbone (pct: also kept in eval mode, the official Stage II)
 
 
 @dataclass
@@ -42,7 +50,7 @@ class HeadConfig:
 
 @dataclass
 class CodecConfig:
-    type: str = "msra"  # msra | udp | fusion (the fusion head's heatmap + offset targets)
+    type: str = "msra"  # msra | udp | fusion (the fusion head's heatmap + offset targets) | pct (set by the head)
     heatmap_size: list[int] | None = None  # width, height; None: a quarter of the input
     sigma: float = 2.0
     unbiased: bool = True  # msra: DARK encoding and decoding (False: argmax + quarter offset)
@@ -50,14 +58,33 @@ class CodecConfig:
 
 
 @dataclass
+class PCTHeadConfig:
+    """The PCT classifier head (``model.head.kind: pct``); defaults: the official ``pct_base_classifier.py``."""
+
+    conv_channels: int = 256
+    conv_blocks: int = 2
+    hidden_dim: int = 64
+    num_blocks: int = 4  # Mixer layers
+    token_inter_dim: int = 64
+    hidden_inter_dim: int = 256
+    dropout: float = 0.0
+    score: str = "logit"  # joint score: logit (official: mean top-1 logit) | prob (mean top-1 softmax, in [0, 1])
+    # The tokenizer decoder's dims (SoftDecoderDims), filled from model.tokenizer when training starts, so the
+    # run's config and checkpoints rebuild the network without the tokenizer file. Not set by hand.
+    decoder: dict[str, Any] | None = None
+
+
+@dataclass
 class EstimatorModelConfig:
-    kind: str = "heatmap"
+    kind: str = "heatmap"  # follows model.head.kind: heatmap, or pct_estimator for the pct head
     skeleton: str = "coco17"
+    tokenizer: str | None = None  # pct head: a trained pose tokenizer model.ckpt (same skeleton, input, padding)
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # width, height of the crop
     padding: float = 1.25  # box -> crop padding
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    pct: PCTHeadConfig = field(default_factory=PCTHeadConfig)
 
 
 @dataclass
@@ -113,6 +140,11 @@ class EstimatorLossConfig:
     # an integral (soft-argmax) L1 term on the joint coordinates beside the heatmap loss, in heatmap pixels;
     # 0 = off (MMPose's recipes)
     coord: float = 0.0
+    # pct head: cross-entropy on the tokenizer's token ids, and Smooth-L1 (beta in input-crop pixels) on the joints
+    # decoded from the soft tokens, both weight 1 as the official Stage II
+    token: float = 1.0
+    joint: float = 1.0
+    joint_beta: float = 0.05
 
 
 @dataclass
@@ -127,6 +159,9 @@ class EstimatorOptimConfig:
     milestones: list[int] = field(default_factory=lambda: [170, 200])
     gamma: float = 0.1
     min_lr_ratio: float = 1e-3
+    # layer-wise learning-rate decay: layer l of L gets lr x layer_decay^(L - 1 - l) (the head is layer L - 1;
+    # Swin's layers as the official SwinLayerDecayOptimizerConstructor, HRNet / HRFormer by stage); 1 = off
+    layer_decay: float = 1.0
 
 
 @dataclass
@@ -165,7 +200,7 @@ def _one_of(value: str, known: tuple[str, ...], key: str, source: str) -> None:
 def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
     """Check the fixed sets of values and fill the heatmap size (a quarter of the input by default)."""
     m = cfg.model
-    _one_of(m.kind, ("heatmap",), "model.kind", source)
+    _one_of(m.kind, KINDS, "model.kind", source)
     _one_of(m.backbone.name, BACKBONES, "model.backbone.name", source)
     _one_of(m.head.kind, HEADS, "model.head.kind", source)
     _one_of(m.codec.type, CODECS, "model.codec.type", source)
@@ -178,6 +213,27 @@ def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
     if cfg.loss.coord > 0 and m.codec.type == "udp" and m.codec.target == "combined":
         raise PosetokError(f"{source}: field 'loss.coord': the integral term reads heatmaps; UDP's combined "
                            "target interleaves offset maps with them")
+    _one_of(m.pct.score, ("logit", "prob"), "model.pct.score", source)
+    if m.head.kind == "pct":
+        # the tokenizer is the codec and the checkpoint is of its own kind: both follow from the head
+        m.kind, m.codec.type = "pct_estimator", "pct"
+        if not m.tokenizer and not m.pct.decoder:
+            raise PosetokError(f"{source}: field 'model.tokenizer': the pct head needs a trained pose tokenizer "
+                               "checkpoint (posetok train configs/tokenizer/...; its input_size and padding must "
+                               "be this config's)")
+        if any(int(v) % 32 for v in m.input_size):
+            raise PosetokError(f"{source}: field 'model.input_size': the pct head needs a width and height "
+                               f"divisible by 32 (its stride-32 map is flattened), got {list(m.input_size)}")
+        if cfg.loss.coord > 0:
+            raise PosetokError(f"{source}: field 'loss.coord': the integral term reads heatmaps; the pct head has "
+                               "none (its joint term is loss.joint)")
+    else:
+        if m.kind != "heatmap":
+            raise PosetokError(f"{source}: field 'model.kind': '{m.kind}' goes with model.head.kind: pct")
+        if m.codec.type == "pct":
+            raise PosetokError(f"{source}: field 'model.codec.type': the pct codec goes with model.head.kind: pct")
+    if not 0 < cfg.optim.layer_decay <= 1:
+        raise PosetokError(f"{source}: field 'optim.layer_decay': expected 0 < decay <= 1 (1: off)")
     if (m.head.kind == "fusion") != (m.codec.type == "fusion"):
         raise PosetokError(f"{source}: field 'model.codec.type': the fusion head needs the fusion codec and the "
                            f"heatmap head a heatmap codec (got head {m.head.kind!r}, codec {m.codec.type!r})")

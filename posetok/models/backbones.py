@@ -1,4 +1,4 @@
-"""Image backbones of the top-down estimator: timm's HRNet and posetok's HRFormer.
+"""Image backbones of the top-down estimator: timm's HRNet and Swin, and posetok's HRFormer.
 
 Every backbone maps a normalised ``(B, 3, H, W)`` image to a list of NCHW feature maps, highest resolution first,
 and exposes ``out_channels`` (channels of each map) and ``strides`` (their strides: 4, 8, 16, 32).
@@ -13,6 +13,14 @@ ImageNet state dicts and MMPose weights load by name; the removed layers' keys a
 
 HRNet has no stochastic depth; HRFormer's rate is ``drop_path``. HRNet needs an input whose sides divide by 32
 (timm's fusion upsamples by fixed factors); HRFormer resizes to the exact size and takes any input.
+
+Swin (v1 and v2, timm) returns one map: the last stage after the final LayerNorm (stride 32, ``8 x 8`` cells at a
+``256 x 256`` input; 768 / 1024 / 1536 channels for tiny / base / large), the only map the PCT classifier reads.
+timm's Swin works channels-last; the map is permuted to NCHW here. timm builds it for the estimator's input
+(``img_size``); the v1 models, made for 224 x 224 with 7 x 7 windows, get 8 x 8 windows (a 256 x 256 input then
+tiles every stage exactly: 64, 32, 16, 8 cells); SwinV2 keeps the windows of its timm name (the 256 x 256 models;
+stages smaller than a window use the whole stage, so ``swinv2_base`` has the official PCT's 16, 16, 16, 8). Module
+names are timm's under ``body.``: timm / ImageNet state dicts load by name (the prefix is added on loading).
 """
 
 from __future__ import annotations
@@ -33,7 +41,19 @@ from .hrformer import HRFormer
 log = logging.getLogger(__name__)
 
 HRNETS = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w32", "hrnet_w48")
+#: posetok name -> (timm model, window size override or None: the timm name's own).
+SWINS: dict[str, tuple[str, int | None]] = {
+    "swin_tiny": ("swin_tiny_patch4_window7_224", 8),
+    "swin_base": ("swin_base_patch4_window7_224", 8),
+    "swin_large": ("swin_large_patch4_window7_224", 8),
+    "swinv2_tiny": ("swinv2_tiny_window8_256", None),
+    "swinv2_base": ("swinv2_base_window16_256", None),
+    "swinv2_large": ("swinv2_large_window12to16_192to256", None),
+}
+#: The multi-resolution backbones (four maps at strides 4 to 32).
 BACKBONES = HRNETS + tuple(HRFORMER_SPECS)
+#: Every backbone :func:`build_backbone` builds.
+ALL_BACKBONES = BACKBONES + tuple(SWINS)
 
 WEIGHTS_FIELD = "model.backbone.weights"
 # Keys of timm's classification HRNet that a features-only model lacks by design.
@@ -80,21 +100,46 @@ def _hrnet(name: str, pretrained: bool, highest_only: bool) -> nn.Module:
     return model
 
 
+class SwinBackbone(nn.Module):
+    """timm's Swin / SwinV2 as a backbone: ``(B, 3, H, W)`` -> ``[(B, C, H / 32, W / 32)]``, the last stage after
+    the final norm, channels-first. The timm model (its classifier removed) is ``body``."""
+
+    weights_prefix = "body."
+
+    def __init__(self, name: str, input_size: tuple[int, int], pretrained: bool = False,
+                 drop_path: float | None = None) -> None:
+        super().__init__()
+        timm_name, window = SWINS[name]
+        kwargs: dict[str, object] = {"img_size": (int(input_size[1]), int(input_size[0]))}
+        if window is not None:
+            kwargs["window_size"] = window
+        if drop_path is not None:
+            kwargs["drop_path_rate"] = float(drop_path)
+        self.body = timm.create_model(timm_name, pretrained=pretrained, num_classes=0, **kwargs)
+        self.out_channels = [int(self.body.num_features)]
+        self.strides = [32]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.body.forward_features(x).permute(0, 3, 1, 2).contiguous()]
+
+
 def build_backbone(name: str, *, pretrained: bool = False, weights: str | None = None,
-                   drop_path: float | None = None, highest_only: bool = False, source: str = "config") -> nn.Module:
-    """Build backbone ``name`` (one of :data:`BACKBONES`).
+                   drop_path: float | None = None, highest_only: bool = False, source: str = "config",
+                   input_size: tuple[int, int] = (256, 256)) -> nn.Module:
+    """Build backbone ``name`` (one of :data:`ALL_BACKBONES`).
 
     Args:
-        name: ``hrnet_w18_small``, ``hrnet_w18_small_v2``, ``hrnet_w32``, ``hrnet_w48`` (timm) or
-            ``hrformer_s``, ``hrformer_b`` (:mod:`posetok.models.hrformer`).
-        pretrained: timm's own ImageNet download (HRNet only; needs the internet).
+        name: ``hrnet_w18_small``, ``hrnet_w18_small_v2``, ``hrnet_w32``, ``hrnet_w48`` (timm),
+            ``hrformer_s``, ``hrformer_b`` (:mod:`posetok.models.hrformer`) or a Swin of :data:`SWINS` (timm).
+        pretrained: timm's own ImageNet download (HRNet and Swin; needs the internet).
         weights: a local timm / ImageNet (or estimator) state dict to load, see :func:`load_backbone_weights`;
             the report is kept as ``backbone.weights_report``.
         drop_path: HRFormer's stochastic-depth rate (None: 0.1 for S, 0.2 for B); HRNet has none, so only None
             or 0 is accepted there.
         highest_only: return only the stride-4 map and drop the last module's other fusion layers (the pose
-            network); False returns all four branches.
+            network); False returns all four branches (HRNet, HRFormer; Swin always returns its stride-32 map).
         source: the config file named in error messages.
+        input_size: ``(w, h)`` of the input (Swin builds its position tables for it).
 
     Raises:
         PosetokError: unknown name, drop path on HRNet, ``pretrained`` on HRFormer, or a bad weights file.
@@ -111,8 +156,11 @@ def build_backbone(name: str, *, pretrained: bool = False, weights: str | None =
         model = HRFormer(HRFORMER_SPECS[name], drop_path=drop_path, highest_only=highest_only)
         n = len(model.stage4) - 1
         model.pruned_prefixes = tuple(f"stage4.{n}.fuse_layers.{i}." for i in range(1, 4)) if highest_only else ()
+    elif name in SWINS:
+        model = SwinBackbone(name, input_size, pretrained=pretrained, drop_path=drop_path)
     else:
-        raise field_error(source, "model.backbone.name", f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+        raise field_error(source, "model.backbone.name", f"unknown backbone {name!r} (known: "
+                          f"{', '.join(ALL_BACKBONES)})")
     model.backbone_name = name
     model.highest_only = highest_only
     model.weights_report = load_backbone_weights(model, weights) if weights else None
@@ -164,6 +212,9 @@ def load_backbone_weights(backbone: nn.Module, weights: str | Path) -> WeightsRe
     """
     path = Path(weights)
     sd = _unwrap(_read_state_dict(path), path)
+    prefix = getattr(backbone, "weights_prefix", "")
+    if prefix:  # timm / ImageNet files name the wrapped model's modules without the wrapper's prefix
+        sd = {k if k.startswith(prefix) else prefix + k: v for k, v in sd.items()}
     own = backbone.state_dict()
     pruned = tuple(getattr(backbone, "pruned_prefixes", ()))
     report = WeightsReport(str(path))
@@ -174,7 +225,8 @@ def load_backbone_weights(backbone: nn.Module, weights: str | Path) -> WeightsRe
                 mismatched.append(f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}")
             else:
                 usable[key] = value
-        elif key.startswith(_CLASSIFIER_PREFIXES + pruned) or key.endswith(_DERIVED_SUFFIXES):
+        elif (key.removeprefix(prefix).startswith(_CLASSIFIER_PREFIXES + pruned)
+              or key.endswith(_DERIVED_SUFFIXES)):
             report.ignored.append(key)
         else:
             report.unexpected.append(key)

@@ -5,6 +5,12 @@ pipeline's job). Output: a dict with ``heatmaps`` ``(B, C, h, w)`` (``h = H / 4 
 deconvolutions): the codec's maps, ``C = K`` for plain heatmaps, ``3 K`` for UDP's combined target and ``4 K``
 for the fusion head (K heatmaps, 2K offsets, K log-variances; see :class:`~posetok.models.heads.FusionHead`).
 The model does no I/O except loading a backbone weights file when asked to at build time.
+
+With ``head="pct"`` the network is the PCT token classifier (:class:`TopdownPCTModel`): backbone, the classifier
+head of :mod:`posetok.models.pct_classifier` on the backbone's stride-32 map, and a frozen copy of the pose
+tokenizer's decoder; its output is ``{"logits": (B, M, V), "coords": (B, K, 2)}`` (joints decoded from the soft
+tokens, normalised crop coordinates). ``dims.tokenizer`` fixes that decoder, so the network and its checkpoint
+need no tokenizer file.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from torch import nn
 from ..errors import field_error
 from .backbones import HRNETS, build_backbone
 from .heads import FusionHead, HeatmapHead
+from .pct_classifier import PCTClassifierHead, PCTHeadDims, SoftDecoderDims, SoftTokenDecoder
 
-HEADS = ("heatmap", "fusion")
+HEADS = ("heatmap", "fusion", "pct")
 
 
 @dataclass
@@ -29,6 +36,8 @@ class EstimatorDims:
     ``input_size`` is ``(width, height)`` of the crop; ``drop_path`` None means the backbone's default.
     ``num_outputs``: channels of the heatmap head (None: ``num_joints``; the UDP ``combined`` codec needs
     ``3 K``); for the fusion head None or ``4 K`` (its K heatmaps + 2K offsets + K log-variances).
+    ``pct`` (head sizes, :class:`~posetok.models.pct_classifier.PCTHeadDims`) and ``tokenizer`` (the frozen
+    decoder, :class:`~posetok.models.pct_classifier.SoftDecoderDims`) as dicts: the ``pct`` head only.
     """
 
     backbone: str = "hrnet_w32"
@@ -40,6 +49,8 @@ class EstimatorDims:
     drop_path: float | None = None
     final_bias: float = 0.0
     num_outputs: int | None = None
+    pct: dict[str, Any] | None = None
+    tokenizer: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Lists from YAML / JSON become tuples, so dims compare equal after a round trip.
@@ -81,8 +92,45 @@ class TopdownHeatmapModel(nn.Module):
         return out if isinstance(out, dict) else {"heatmaps": out}
 
 
+class TopdownPCTModel(nn.Module):
+    """Backbone + PCT classifier head + frozen soft-token decoder.
+
+    ``forward(images (B, 3, H, W))`` -> ``{"logits": (B, M, V), "coords": (B, K, 2)}``: token logits and the joints
+    their soft tokens decode to, normalised crop coordinates (float32).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: SoftTokenDecoder,
+                 dims: EstimatorDims | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.decoder = decoder
+        self.dims = dims
+        self.backbone_frozen = False
+
+    def freeze_backbone(self) -> None:
+        """Stop training the backbone (the official Stage II recipe): no gradients, and eval mode (batch-norm
+        statistics, dropout and stochastic depth as at test time) whatever :meth:`train` is asked."""
+        self.backbone.requires_grad_(False)
+        self.backbone_frozen = True
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> TopdownPCTModel:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        # A frozen backbone keeps no activations for a backward pass.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen):
+            feats = self.backbone(images)
+        logits = self.head(feats)
+        return {"logits": logits, "coords": self.decoder(logits)}
+
+
 def build_estimator(dims: EstimatorDims, *, pretrained: bool = False, weights: str | None = None,
-                    source: str = "config") -> TopdownHeatmapModel:
+                    source: str = "config") -> TopdownHeatmapModel | TopdownPCTModel:
     """Build the estimator of ``dims``; ``pretrained`` / ``weights`` go to :func:`~.backbones.build_backbone`.
 
     Raises:
@@ -95,11 +143,30 @@ def build_estimator(dims: EstimatorDims, *, pretrained: bool = False, weights: s
     if dims.head == "fusion" and dims.num_outputs not in (None, 4 * k):
         raise field_error(source, "model.head.kind", f"the fusion head outputs {4 * k} channels for {k} joints "
                           f"(K heatmaps, 2K offsets, K log-variances), not {dims.num_outputs}")
-    if dims.backbone in HRNETS and any(v % 32 for v in dims.input_size):
-        raise field_error(source, "model.input_size", f"{dims.backbone} needs a width and height divisible by 32 "
-                          f"(got {list(dims.input_size)})")
+    pct = dims.head == "pct"
+    if (dims.backbone in HRNETS or pct) and any(v % 32 for v in dims.input_size):
+        why = "the pct head flattens its stride-32 map" if pct else f"{dims.backbone} fuses by fixed factors"
+        raise field_error(source, "model.input_size", f"needs a width and height divisible by 32 ({why}; got "
+                          f"{list(dims.input_size)})")
+    if pct and not dims.tokenizer:
+        raise field_error(source, "model.tokenizer", "the pct head needs the tokenizer's decoder dims (set "
+                          "model.tokenizer to a trained pose tokenizer checkpoint)")
+    # The pct head reads the last (stride-32) map: HRNet and HRFormer keep all four branches for it.
     backbone = build_backbone(dims.backbone, pretrained=pretrained, weights=weights, drop_path=dims.drop_path,
-                              highest_only=dims.highest_only, source=source)
+                              highest_only=dims.highest_only and not pct, source=source,
+                              input_size=dims.input_size)
+    if pct:
+        dec = SoftDecoderDims.from_dict(dict(dims.tokenizer or {}))
+        if dec.num_joints != dims.num_joints:
+            raise field_error(source, "model.tokenizer", f"the tokenizer decodes {dec.num_joints} joints, the "
+                              f"estimator's skeleton has {dims.num_joints}")
+        cells = (dims.input_size[0] // 32, dims.input_size[1] // 32)
+        head_pct = PCTClassifierHead(backbone.out_channels[-1], cells, dec.num_tokens, dec.codebook_size,
+                                     PCTHeadDims(**(dims.pct or {})))
+        return TopdownPCTModel(backbone, head_pct, SoftTokenDecoder(dec), dims)
+    if backbone.strides[0] != 4 and len(dims.deconv_channels) != 3:
+        raise field_error(source, "model.head.deconv_channels", f"{dims.backbone} gives a stride-"
+                          f"{backbone.strides[0]} map: a heatmap head needs 3 deconvolutions to reach stride 4")
     cin = backbone.out_channels[0]
     if dims.head == "heatmap":
         head: nn.Module = HeatmapHead(cin, dims.num_outputs or k, dims.deconv_channels, final_bias=dims.final_bias)

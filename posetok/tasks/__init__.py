@@ -4,7 +4,8 @@ and its commands on files (``evaluate_file``; ``tokenize_file`` and ``detokenize
 
 * :mod:`~posetok.tasks.tokenizer`: ``task: tokenizer``, the PCT pose tokenizer (checkpoint kind ``pct``);
 * :mod:`~posetok.tasks.sequence`: ``task: sequence``, the pose sequence tokenizer (kind ``sequence``);
-* :mod:`~posetok.tasks.estimator`: ``task: estimator``, top-down 2D estimation from images (kind ``heatmap``);
+* :mod:`~posetok.tasks.estimator`: ``task: estimator``, top-down 2D estimation from images (kinds ``heatmap`` and
+  ``pct_estimator``, the PCT token classifier);
 * :mod:`~posetok.tasks.lifter`: ``task: lifter``, 2D-to-3D lifting and masked pose modelling (kind ``lifter``);
 * :mod:`~posetok.tasks.runner`: what their training shares (run folder, Trainer, schedule).
 

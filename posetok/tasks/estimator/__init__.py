@@ -1,6 +1,7 @@
 """Task ``estimator``: top-down 2D pose estimation from images with heatmap heads (HRNet, HRFormer; the plain
-heatmap head or the fusion head). Its datasets, Lightning module, training, evaluation, inference and checkpoint
-kind.
+heatmap head or the fusion head) or the PCT token classifier (``model.head.kind: pct``: Swin or HRNet features,
+token logits decoded through a frozen pose tokenizer decoder). Its datasets, Lightning module, training,
+evaluation, inference and checkpoint kinds.
 
 ``model.ckpt`` of kind ``heatmap`` (:mod:`posetok.checkpoint` envelope)::
 
@@ -11,6 +12,19 @@ kind.
     crop: {input_size: [w, h], padding: 1.25}
     eval: {flip_test, nms, nms_thr, score_mode, keypoint_score_thr}
     state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version}
+
+``model.ckpt`` of kind ``pct_estimator`` (the PCT classifier), the same envelope and fields::
+
+    format: "posetok.pct_estimator"   format_version: 1   kind: "pct_estimator"
+    dims: {..., head: "pct", pct: {head sizes}, tokenizer: {num_joints, num_tokens, token_dim, codebook_size,
+           decoder}}  (EstimatorDims with SoftDecoderDims)
+    codec: {type: pct, input_size, num_joints, num_tokens, codebook_size, score: logit | prob}
+    tokenizer: {path, skeleton, input_size, padding}  (where the targets came from; never read back)
+    state_dict: backbone.*, head.* and decoder.* (the tokenizer's decoder and its code vectors, frozen)
+
+It is self-contained: the tokenizer's decoder travels in ``state_dict`` (``decoder.codebook`` ``(V, Dt)`` and the
+decoder layers), so evaluation, inference and export need no tokenizer file. Its config's ``model.pct.decoder``
+holds the decoder's dims too, so a run's Lightning ``last.ckpt`` converts without the tokenizer.
 
 A Lightning ``last.ckpt`` of an estimator run loads too: its hyper-parameters hold the config.
 """
@@ -26,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ... import checkpoint
 from ...codecs.heatmap import build_heatmap_codec
+from ...codecs.pct_tokens import PCTTokenCodec
 from ...config import build_config
 from ...data.mpii import load_mpii_head_boxes
 from ...data.topdown import TopdownAugment
@@ -36,13 +51,23 @@ from ..runner import fit_run, prepare_run
 from .evaluation import HeldOut, evaluate, save_visuals, score_file
 from .inference import infer_file
 from .module import EstimatorTask, codec_spec, config_dict, estimator_dims
+from .pct import check_tokenizer, load_tokenizer, pct_codec
 from .predictor import TopdownEstimator
-from .samples import People, load_people, real_sample_people, synthetic_crops, train_loader
+from .samples import (
+    EncodedCrops,
+    People,
+    collate,
+    crop_frames,
+    load_people,
+    real_sample_people,
+    synthetic_crops,
+    train_loader,
+)
 
 TASK = "estimator"
 
-__all__ = ["TASK", "KIND", "train", "evaluate", "evaluate_file", "infer_file", "score_file", "convert_mmpose",
-           "load_estimator", "TopdownEstimator"]
+__all__ = ["TASK", "KIND", "PCT_KIND", "train", "evaluate", "evaluate_file", "infer_file", "score_file",
+           "convert_mmpose", "load_estimator", "TopdownEstimator"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -55,7 +80,8 @@ def _build(path: Path, payload: dict[str, Any], batch_size: int | None) -> Topdo
         skeleton = get_skeleton(payload["skeleton"])
         model = build_estimator(EstimatorDims.from_dict(payload["dims"]))
         model.load_state_dict(payload["state_dict"])
-        codec = build_heatmap_codec(payload["codec"])
+        codec: Any = (PCTTokenCodec.from_dict(payload["codec"]) if payload["codec"].get("type") == "pct"
+                      else build_heatmap_codec(payload["codec"]))
     except PosetokError as e:
         raise PosetokError(f"{path}: field 'dims': {e}") from None
     except (RuntimeError, TypeError, KeyError, ValueError) as e:
@@ -70,33 +96,50 @@ def _build(path: Path, payload: dict[str, Any], batch_size: int | None) -> Topdo
 def _payload_fields(cfg: Any) -> dict[str, Any]:
     m = cfg["model"] if isinstance(cfg, dict) else cfg.model
     c = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    return {"skeleton": m["skeleton"], "num_joints": get_skeleton(m["skeleton"]).num_joints,
-            "dims": estimator_dims(c).to_dict(), "codec": codec_spec(c),
-            "crop": {"input_size": [int(v) for v in m["input_size"]], "padding": float(m["padding"])},
-            "eval": OmegaConf.to_container(c.eval)}
+    out = {"skeleton": m["skeleton"], "num_joints": get_skeleton(m["skeleton"]).num_joints,
+           "dims": estimator_dims(c).to_dict(), "codec": codec_spec(c),
+           "crop": {"input_size": [int(v) for v in m["input_size"]], "padding": float(m["padding"])},
+           "eval": OmegaConf.to_container(c.eval)}
+    if c.model.head.kind == "pct":
+        out["tokenizer"] = {"path": c.model.tokenizer, "skeleton": m["skeleton"],
+                            "input_size": [int(v) for v in m["input_size"]], "padding": float(m["padding"])}
+    return out
 
 
 def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     cfg = checkpoint.lightning_config(path, obj)
-    return {"format": KIND.format, "format_version": KIND.format_version, "kind": cfg["model"]["kind"],
+    kind = PCT_KIND if cfg["model"]["kind"] == PCT_KIND.name else KIND
+    return {"format": kind.format, "format_version": kind.format_version, "kind": kind.name,
             **_payload_fields(cfg), "state_dict": checkpoint.lightning_weights(obj), "config": cfg,
             "meta": {"global_step": obj.get("global_step")}}
 
 
+#: The PCT token classifier's checkpoints: the same fields, builder and Lightning conversion as ``heatmap`` (the
+#: payload says which network and codec), their own format, so a file says what it holds without its ``kind``.
+PCT_KIND = checkpoint.register(checkpoint.CheckpointKind(
+    name="pct_estimator", task=TASK, format="posetok.pct_estimator", format_version=1,
+    fields=("skeleton", "dims", "codec", "crop"), build=_build, from_lightning=_from_lightning))
 KIND = checkpoint.register(checkpoint.CheckpointKind(
     name="heatmap", task=TASK, format="posetok.estimator", format_version=1,
     fields=("skeleton", "dims", "codec", "crop"), build=_build, from_lightning=_from_lightning))
+KINDS = (KIND.name, PCT_KIND.name)
 
 
 def estimator_payload(model: torch.nn.Module, cfg: DictConfig, meta: dict[str, Any] | None = None
                       ) -> dict[str, Any]:
     """The ``model.ckpt`` dict of a trained network (layout in the module docstring)."""
-    return checkpoint.envelope(KIND, model.state_dict(), config_dict(cfg), meta, **_payload_fields(cfg))
+    kind = PCT_KIND if cfg.model.head.kind == "pct" else KIND
+    return checkpoint.envelope(kind, model.state_dict(), config_dict(cfg), meta, **_payload_fields(cfg))
 
 
 def load_estimator(path: str | Path, batch_size: int = 32) -> TopdownEstimator:
-    """Load an estimator checkpoint (``model.ckpt`` or a run's ``last.ckpt``) as a :class:`TopdownEstimator`."""
-    return checkpoint.load_as(path, batch_size, kind=KIND.name)[1]
+    """Load an estimator checkpoint (``model.ckpt`` or a run's ``last.ckpt``; heatmap or PCT) as a
+    :class:`TopdownEstimator`."""
+    found, payload = checkpoint.read_payload(path)
+    if found.task != TASK:
+        raise PosetokError(f"{path}: field 'format': expected 'posetok.estimator', got {payload.get('format')!r} "
+                           f"(a '{found.name}' checkpoint)")
+    return checkpoint.load_as(path, batch_size, kind=found.name)[1]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -155,7 +198,19 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
         if people.skeleton.name != m.skeleton:
             raise PosetokError(f"{people.source}: field 'categories': skeleton '{people.skeleton.name}', the "
                                f"config's model.skeleton is '{m.skeleton}'")
-    codec = build_heatmap_codec(codec_spec(cfg))
+    tokenizer = None
+    if m.head.kind == "pct":
+        # The tokenizer decoder's dims go into the config: config.yaml, last.ckpt and model.ckpt then rebuild
+        # the network without the tokenizer file.
+        from ...models.pct_classifier import SoftDecoderDims
+
+        tokenizer = load_tokenizer(m.tokenizer)
+        check_tokenizer(cfg, tokenizer)
+        if not m.pct.decoder:
+            m.pct.decoder = SoftDecoderDims.of_tokenizer(tokenizer.model).to_dict()
+        codec: Any = pct_codec(cfg, tokenizer)  # checks the tokenizer's skeleton, input size and padding
+    else:
+        codec = build_heatmap_codec(codec_spec(cfg))
     augment = augmentation(cfg)
     synthetic = (synthetic_crops(train_people, d.synthetic, tuple(d.synthetic_size), tuple(m.input_size), m.padding,
                                  codec.udp, augment, d.seed) if d.synthetic else None)
@@ -170,9 +225,24 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
                                 flip_test=cfg.eval.flip_test, batch_size=d.val_batch_size)
 
     task.evaluator = HeldOut(val_people, make_estimator, cfg.eval)
+    if tokenizer is not None and not val_people.detected and val_people.keypoints[..., 2].any():
+        task.val_tokens = held_out_tokens(val_people, codec, tuple(m.input_size), m.padding, d.val_batch_size)
     # Lightning needs a validation loader to schedule validation; the held-out AP is computed by the evaluator.
     val_loader = torch.utils.data.DataLoader([0], batch_size=1)
     return fit_run(cfg, task, loader, val_loader, _WriteModel(Path(cfg.out), cfg), callbacks)
+
+
+def held_out_tokens(people: People, codec: PCTTokenCodec, input_size: tuple[int, int], padding: float,
+                    batch_size: int) -> torch.utils.data.DataLoader:
+    """Crops of the held-out people (no augmentation) with their ground-truth token ids, for the token accuracy
+    logged at every validation (``val/token_top1``, ``val/token_top5``)."""
+    from ...data.topdown import TopdownDataset
+
+    centers, sizes = crop_frames(people, input_size, padding)
+    crops = TopdownDataset(people.image_paths, people.keypoints, centers, sizes, input_size=input_size,
+                           udp=codec.udp, flip_index=people.skeleton.flip_index, augment=None)
+    return torch.utils.data.DataLoader(EncodedCrops(crops, codec), batch_size=batch_size, shuffle=False,
+                                       collate_fn=collate)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The estimator's Lightning module: losses on the codec's targets, the optimiser and the learning-rate schedule,
-and the held-out OKS-AP during training."""
+and the held-out OKS-AP during training (and, for the PCT classifier, the held-out token accuracy)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ from ...codecs.heatmap import build_heatmap_codec
 from ...data.topdown import imagenet_normalize_torch
 from ...models.estimator import EstimatorDims, build_estimator
 from ...models.heatmap_losses import CombinedTargetMSELoss, FusionLoss, KeypointMSELoss
+from ...models.pct_classifier import SoftTokenDecoder, token_accuracy
 from ...skeletons import Skeleton, get_skeleton
 from ..runner import TimedTask
+from .pct import check_tokenizer, layer_scales, load_tokenizer, pct_codec, pct_losses
+from .pct import decoder_dims as pct_decoder_dims
 
 
 def estimator_dims(cfg: Any) -> EstimatorDims:
-    """The network description of a resolved estimator config."""
+    """The network description of a resolved estimator config (pct: the tokenizer decoder's dims from
+    ``model.pct.decoder``, or read from ``model.tokenizer`` before training has filled it)."""
     m = cfg.model
+    if m.head.kind == "pct":
+        head = {k: m.pct[k] for k in ("conv_channels", "conv_blocks", "hidden_dim", "num_blocks", "token_inter_dim",
+                                      "hidden_inter_dim", "dropout")}
+        return EstimatorDims(backbone=m.backbone.name, head="pct", num_joints=get_skeleton(m.skeleton).num_joints,
+                             input_size=(int(m.input_size[0]), int(m.input_size[1])), highest_only=False,
+                             drop_path=m.backbone.drop_path, pct=head, tokenizer=pct_decoder_dims(cfg))
     return EstimatorDims(backbone=m.backbone.name, head=m.head.kind, num_joints=get_skeleton(m.skeleton).num_joints,
                          input_size=(int(m.input_size[0]), int(m.input_size[1])),
                          deconv_channels=tuple(int(c) for c in m.head.deconv_channels),
@@ -30,7 +40,10 @@ def estimator_dims(cfg: Any) -> EstimatorDims:
 
 
 def codec_spec(cfg: Any) -> dict[str, Any]:
-    """The codec description (``build_heatmap_codec``'s argument) of a resolved estimator config."""
+    """The codec description (``build_heatmap_codec``'s argument, or the pct codec's ``to_dict``) of a resolved
+    estimator config."""
+    if cfg.model.head.kind == "pct":
+        return pct_codec(cfg).to_dict()
     c = cfg.model.codec
     spec: dict[str, Any] = {"type": c.type, "input_size": list(cfg.model.input_size),
                             "heatmap_size": list(c.heatmap_size), "sigma": float(c.sigma)}
@@ -58,9 +71,18 @@ class EstimatorTask(TimedTask):
         super().__init__(config)
         self.skeleton: Skeleton = get_skeleton(self.cfg.model.skeleton)
         self.steps_per_epoch = max(1, int(steps_per_epoch))
-        self.codec = build_heatmap_codec(codec_spec(self.cfg))
+        self.pct = self.cfg.model.head.kind == "pct"
+        self.tokenizer: Any = None
         loss, c = self.cfg.loss, self.cfg.model.codec
-        if self.cfg.model.head.kind == "fusion":
+        self.val_tokens: Any = None  # pct: a loader of held-out crops with their token ids (set by the task)
+        if self.pct:
+            # The frozen tokenizer: its encoder makes the targets, its decoder starts the network's copy.
+            if self.cfg.model.tokenizer:
+                self.tokenizer = load_tokenizer(self.cfg.model.tokenizer)
+                check_tokenizer(self.cfg, self.tokenizer)
+            self.codec: Any = pct_codec(self.cfg, self.tokenizer)
+            self.criterion = torch.nn.Identity()  # the pct losses are a function (pct_losses)
+        elif self.cfg.model.head.kind == "fusion":
             self.criterion: torch.nn.Module = FusionLoss(
                 heatmap=loss.heatmap, offset=loss.offset, peak=loss.peak, variance=loss.variance,
                 overlap=loss.overlap, shape=loss.shape, target_sigma=c.sigma, edges=list(self.skeleton.limbs))
@@ -68,6 +90,8 @@ class EstimatorTask(TimedTask):
             self.criterion = CombinedTargetMSELoss(use_target_weight=True)
         else:
             self.criterion = KeypointMSELoss(use_target_weight=True)
+        if not self.pct:
+            self.codec = build_heatmap_codec(codec_spec(self.cfg))
         self.evaluator: Any = None  # set by the task: held-out people -> metrics, run at validation
 
     def configure_model(self) -> None:
@@ -77,13 +101,21 @@ class EstimatorTask(TimedTask):
             # resuming from last.ckpt then overwrites them with the run's own.
             self.model = build_estimator(estimator_dims(self.cfg), pretrained=bool(b.pretrained), weights=b.weights,
 )
-            if b.frozen:
+            if self.pct and self.tokenizer is not None:
+                # the frozen decoder and code vectors of the tokenizer (resuming overwrites them with the same)
+                self.model.decoder.load_state_dict(SoftTokenDecoder.from_tokenizer(self.tokenizer.model).state_dict())
+            if b.frozen and self.pct:
+                self.model.freeze_backbone()  # no gradients and eval mode, the official Stage II
+            elif b.frozen:
                 for p in self.model.backbone.parameters():
                     p.requires_grad_(False)
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.model is not None
         out = self.model(imagenet_normalize_torch(batch["image"]))
+        if self.pct:
+            lo = self.cfg.loss
+            return pct_losses(out, batch, tuple(self.cfg.model.input_size), lo.token, lo.joint, lo.joint_beta)
         weights = batch["target_weights"]
         if self.cfg.model.head.kind == "fusion":
             terms = self.criterion(out["heatmaps"], batch)
@@ -103,8 +135,9 @@ class EstimatorTask(TimedTask):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         terms = self._losses(batch)
         bs = batch["image"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, batch_size=bs)
-        self.log("train/loss", terms["loss"].detach(), prog_bar=True, batch_size=bs)
+        if self.logging_step():  # what the loggers receive; see TimedTask.logging_step for why not every step
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, batch_size=bs)
+            self.show("train/loss", terms["loss"].detach())
         return terms["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -114,6 +147,8 @@ class EstimatorTask(TimedTask):
         if self.evaluator is None or self.trainer.sanity_checking:
             return
         metrics = self.evaluator(self.model)
+        if self.pct and self.val_tokens is not None:
+            metrics.update(self.held_out_token_accuracy())
         metrics["train_minutes"] = self.train_time_s() / 60.0  # the x of "held-out AP against minutes"
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, prog_bar=False, sync_dist=False,
                       rank_zero_only=True)
@@ -121,6 +156,24 @@ class EstimatorTask(TimedTask):
             ap = metrics.get("AP", float("nan"))
             self.print(f"step {self.global_step}: held-out AP {ap:.3f}")
         self.model.train()
+
+    @torch.no_grad()
+    def held_out_token_accuracy(self) -> dict[str, float]:
+        """pct: token top-1 / top-5 accuracy (%) of the held-out crops (``val_tokens``: their ids from the
+        tokenizer), without flip test or augmentation."""
+        assert self.model is not None
+        was = self.model.training
+        self.model.eval()
+        hits = {1: 0.0, 5: 0.0}
+        n = 0
+        for batch in self.val_tokens:
+            logits = self.model(imagenet_normalize_torch(batch["image"].to(self.device)))["logits"]
+            acc = token_accuracy(logits.float(), batch["tokens"].to(self.device), (1, 5))
+            m = batch["tokens"].numel()
+            hits = {k: hits[k] + float(acc[k]) * m for k in hits}
+            n += m
+        self.model.train(was)
+        return {"token_top1": 100.0 * hits[1] / max(n, 1), "token_top5": 100.0 * hits[5] / max(n, 1)}
 
     # ------------------------------------------------------------------------------------------------------
     # Optimiser and schedule
@@ -143,13 +196,18 @@ class EstimatorTask(TimedTask):
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
+        assert self.model is not None
+        scales = layer_scales(self.model, float(o.layer_decay))
+        by_key: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+        for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            # no decay on norms, biases and relative-position tables (HRFormer's recipe)
-            (no_decay if p.ndim < 2 or "norm" in name or "relative_position" in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            # no decay on norms, biases and relative-position tables (HRFormer's recipe; Swin's logit scales
+            # and continuous position MLP as the official PCT's no_decay_names)
+            plain = p.ndim < 2 or any(k in name for k in ("norm", "relative_position", "logit_scale", "cpb_mlp"))
+            by_key.setdefault((scales[name], plain), []).append(p)
+        groups = [{"params": ps, "weight_decay": 0.0 if plain else o.weight_decay, "lr": o.lr * scale}
+                  for (scale, plain), ps in sorted(by_key.items(), key=lambda kv: (-kv[0][0], kv[0][1]))]
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         opt = cls(groups, lr=o.lr, betas=tuple(o.betas))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)

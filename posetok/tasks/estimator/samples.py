@@ -145,7 +145,8 @@ class EncodedCrops(Dataset):
         targets = self.codec.encode(kp)
         out = {"image": sample["image"], "keypoints": sample["keypoints"]}
         out.update({k: v[0] for k, v in targets.items()})
-        out["target_xy"] = self.codec.to_heatmap_coords(kp[..., :2])[0].astype(np.float32)
+        if hasattr(self.codec, "to_heatmap_coords"):  # heatmap codecs: the integral term's target (loss.coord)
+            out["target_xy"] = self.codec.to_heatmap_coords(kp[..., :2])[0].astype(np.float32)
         return out
 
 
