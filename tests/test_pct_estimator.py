@@ -206,5 +206,5 @@ def test_shipped_pct_configs_chain():
     assert (o.name, o.lr, o.weight_decay, o.layer_decay, o.schedule, o.warmup_steps) == \
         ("adamw", 8e-4, 0.05, 0.9, "cosine", 500)
     assert base.trainer.max_epochs == 210 and base.data.batch_size == 32
-    hmp = load_config(ROOT / "configs/pct/hmp_swinv2_base_coco_256x256.yaml")
+    hmp = load_config(ROOT / "configs/pct/swin_b_heatmap_coco_256x256.yaml")
     assert base.model.backbone.weights == f"{hmp.out}/model.ckpt"

@@ -129,3 +129,37 @@ def test_unknown_logger_is_a_one_line_error():
     with pytest.raises(PosetokError, match=r"field 'trainer\.logger': expected one or more of tensorboard, wandb, "
                                            r"csv, got 'mlflow'"):
         tiny_config(Path("/tmp/x"), "trainer.logger=[csv,mlflow]")
+
+
+def _mpii_file(path: Path, n: int) -> Path:
+    """An MPII file in the HRNet/MMPose JSON form, from synthetic MPII-16 people (1-based pixel coordinates as
+    MPII writes them; a person's scale is the box side / 200)."""
+    import json
+
+    p = sample_poses(n, skeleton="mpii16", seed=7)
+    records = []
+    for i, (kp, box) in enumerate(zip(p.keypoints, p.boxes)):
+        x, y, w, h = (float(v) for v in box)
+        records.append({"image": f"{i:09d}.jpg", "joints": [[float(a) + 1, float(b) + 1] for a, b, _ in kp],
+                        "joints_vis": [int(v > 0) for v in kp[:, 2]], "center": [x + w / 2 + 1, y + h / 2 + 1],
+                        "scale": max(w, h) / 200})
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_tokenizer_trains_on_an_mpii_file(tmp_path, capsys):
+    from posetok.cli import main
+    from posetok.tasks.tokenizer import load_poses
+
+    ann = _mpii_file(tmp_path / "mpii.json", 200)
+    kp, boxes = load_poses(str(ann), posetok.skeletons.MPII16, 0, 0)
+    assert kp.shape == (200, 16, 3) and boxes.shape == (200, 4)
+    assert np.allclose(boxes[:, 2], boxes[:, 3])  # MPII's box: the square of side scale * 200
+    ckpt = train(tiny_config(tmp_path / "run", "model.skeleton=mpii16", f"data.train={ann}", f"data.val={ann}",
+                             "data.batch_size=64", "trainer.max_steps=4", "optim.vq_start_step=2",
+                             "trainer.val_every_n_steps=4"))
+    assert posetok.load(ckpt).skeleton.name == "mpii16"
+    code = main(["train", str(Path(posetok.__file__).parents[1] / "configs/tokenizer/pct_small_coco17.yaml"),
+                 f"data.train={ann}", f"out={tmp_path / 'bad'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "field 'joints'" in err and "model.skeleton is 'coco17' (use mpii16)" in err

@@ -30,6 +30,8 @@ from ..codecs.crop import box_to_center_scale, to_crop
 from ..codecs.pct import PCTCodec
 from ..config import build_config
 from ..data.coco import CocoKeypoints, load_coco_keypoints
+from ..data.json_fields import read_json_file
+from ..data.mpii import load_mpii_json
 from ..data.transforms import KeypointAugment
 from ..errors import PosetokError
 from ..metrics import tokens as token_metrics
@@ -102,8 +104,16 @@ def make_loader(dataset: CropTargets, batch_size: int, shuffle: bool, num_worker
 
 
 def load_poses(path: str | None, skeleton: Skeleton, synthetic: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints ``(N, K, 3)`` and boxes ``(N, 4)`` from a COCO file, or ``synthetic`` synthetic people."""
+    """Keypoints ``(N, K, 3)`` and boxes ``(N, 4)`` from a COCO keypoint file (a JSON object), an MPII file in the
+    HRNet/MMPose form (a JSON list; its box: the square of side ``scale * 200`` on ``center``), or ``synthetic``
+    synthetic people."""
     if path:
+        if isinstance(read_json_file(path), list):
+            if skeleton.name != "mpii16":
+                raise PosetokError(f"{path}: field 'joints': an MPII file holds the 16 MPII joints; this tokenizer's "
+                                   f"model.skeleton is '{skeleton.name}' (use mpii16)")
+            mpii = load_mpii_json(path)
+            return mpii.keypoints, mpii.boxes
         data = load_coco_keypoints(path, skeleton=skeleton.name)
         return data.keypoints, data.boxes
     from ..data.synthetic import sample_poses
