@@ -58,7 +58,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                      boxes=args.boxes, flip=False if args.no_flip else None, box_score_thr=args.box_score_thr,
                      head_boxes=args.head_boxes, procrustes=args.procrustes or None,
                      per_joint=args.per_joint or None, per_action=args.per_action or None,
-                     actions=_actions(args.actions), noise_px=args.noise_px, drop_prob=args.drop_prob)
+                     actions=_actions(args.actions), noise_px=args.noise_px, drop_prob=args.drop_prob,
+                     occlusion=tuple(args.occlusion) if args.occlusion else None)
     metrics = fn(codec, args.data, **options)
     metrics = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics}
     if args.json:
@@ -277,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "instead of the annotated boxes")
     s.add_argument("--box-score-thr", type=float, help="estimators: drop detections scored below this (default 0)")
     s.add_argument("--no-flip", action="store_true", help="estimators and lifters: no flip test")
+    s.add_argument("--occlusion", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="estimators: a grey block over each crop covering MIN-MAX of its area (e.g. 0.2 0.4)")
     s.add_argument("--head-boxes", help="estimators on MPII: head boxes for PCKh (gt_valid.mat, or .npy / JSON of "
                                         "x1, y1, x2, y2 per person)")
     s.add_argument("--procrustes", action="store_true",

@@ -106,6 +106,14 @@ def test_eval_annotated_boxes_json_and_figures(ckpt, data, tmp_path, capsys):
     plain = json.loads(out)
     assert plain["flip_test"] is False and plain["mean_error_px"] != metrics["mean_error_px"]
 
+    # a grey block over 20-40 % of every crop changes the predictions; seeded, so twice the same
+    code, out, _ = run(capsys, "eval", ckpt, "--data", ann, "--images", images, "--occlusion", "0.2", "0.4")
+    occluded = json.loads(out)
+    assert code == 0 and occluded["occlusion"] == {"area": [0.2, 0.4], "fill": 128, "seed": 0}
+    assert occluded["mean_error_px"] != metrics["mean_error_px"]
+    code, out, _ = run(capsys, "eval", ckpt, "--data", ann, "--images", images, "--occlusion", "0.2", "0.4")
+    assert json.loads(out)["mean_error_px"] == occluded["mean_error_px"]
+
 
 def test_eval_detection_boxes(ckpt, data, tmp_path, capsys):
     ann, images, dets = data

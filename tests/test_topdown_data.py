@@ -23,6 +23,7 @@ from posetok.data.topdown import (
     compose,
     imagenet_normalize,
     imagenet_normalize_torch,
+    occlude_crops,
     topdown_collate,
     transform_keypoints,
     truncated_normal,
@@ -426,3 +427,25 @@ def test_split_every_nth_spreads_the_held_out_frames(sample):
     # every held-out frame lies between training frames, so the held-out set spans the whole video
     assert t_train.min() < t_held.min() and t_held.max() < t_train.max()
     assert np.median(np.diff(t_held)) > 3 * np.median(np.diff(t_train))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(8, 96), w=st.integers(8, 96), lo=st.floats(0.05, 0.6), span=st.floats(0.0, 0.4),
+       seed=st.integers(0, 2**31 - 1))
+def test_occluder_covers_the_asked_share_inside_the_crop(h, w, lo, span, seed):
+    hi = min(1.0, lo + span)
+    crops = np.full((3, h, w, 3), 7, np.uint8)
+    out, blocks = occlude_crops(crops, np.random.default_rng(seed), (lo, hi))
+    assert out.dtype == np.uint8 and out.shape == crops.shape and (crops == 7).all()  # the input is untouched
+    for img, (x0, y0, x1, y1) in zip(out, blocks):
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        grey = (img == 128).all(-1)
+        assert grey[y0:y1, x0:x1].all() and grey.sum() == (x1 - x0) * (y1 - y0)
+        # the share is met up to the rounding of the block's sides to whole pixels
+        share = grey.mean()
+        slack = (x1 - x0 + y1 - y0 + 1) / (h * w)
+        assert lo - slack <= share <= hi + slack, (share, lo, hi)
+    again, _ = occlude_crops(crops, np.random.default_rng(seed), (lo, hi))
+    assert np.array_equal(out, again)  # seeded: repeatable
+    with pytest.raises(PosetokError, match=r"--occlusion: expected 0 < MIN <= MAX <= 1"):
+        occlude_crops(crops, np.random.default_rng(0), (0.5, 0.2))

@@ -252,10 +252,12 @@ def held_out_tokens(people: People, codec: PCTTokenCodec, input_size: tuple[int,
 
 def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | None = None,
                   boxes: str | Path | None = None, flip: bool = True, visualize: str | Path | None = None,
-                  box_score_thr: float = 0.0, head_boxes: str | Path | None = None) -> dict[str, Any]:
+                  box_score_thr: float = 0.0, head_boxes: str | Path | None = None,
+                  occlusion: tuple[float, float] | None = None) -> dict[str, Any]:
     """``posetok eval`` of an estimator on ``data`` with its image folder ``images``: COCO keypoint AP (a COCO or
     COCO-WholeBody file; annotated boxes or the detection file ``boxes``) or MPII PCKh (an MPII file, with the
-    ``head_boxes`` of :func:`posetok.data.mpii.load_mpii_head_boxes`); see :func:`evaluate`."""
+    ``head_boxes`` of :func:`posetok.data.mpii.load_mpii_head_boxes`); see :func:`evaluate`. ``occlusion``
+    ``(min, max)``: every crop gets a grey block covering that share of its area (seeded, so repeatable)."""
     if images is None:
         raise PosetokError("--images: required for an estimator: the image folder of --data")
     people = load_people(data, images, est.skeleton.name, boxes, box_score_thr)
@@ -268,7 +270,7 @@ def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | 
     try:
         metrics, arrays = evaluate(est, people, e.get("nms", "oks"), e.get("nms_thr", 0.9),
                                    e.get("score_mode", "bbox_keypoint"), e.get("keypoint_score_thr", 0.2),
-                                   progress=True)
+                                   progress=True, occlusion=occlusion)
     finally:
         est.flip_test = saved
     if visualize:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ...data.topdown import TopdownDataset
+from ...data.topdown import TopdownDataset, occlude_crops
 from ...errors import PosetokError
 from ...metrics.coco import coco_keypoint_eval, keypoint_gt
 from ...metrics.coco_results import group_nms, rescore, score_results
@@ -26,10 +26,13 @@ def _collate(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {k: np.stack([s[k] for s in samples]) for k in ("image", "center", "size")}
 
 
-def predict_people(est: TopdownEstimator, people: People, num_workers: int = 0, progress: bool = False
-                   ) -> np.ndarray:
+def predict_people(est: TopdownEstimator, people: People, num_workers: int = 0, progress: bool = False,
+                   occlusion: tuple[float, float] | None = None, seed: int = 0) -> np.ndarray:
     """``(N, K, 3)`` x, y, score in image pixels for every person of ``people`` (images read and cropped in
-    ``num_workers`` DataLoader workers)."""
+    ``num_workers`` DataLoader workers). ``occlusion``: a grey block covering that range of shares of each crop's
+    area (:func:`~posetok.data.topdown.occlude_crops`, generator seeded with ``seed``), the flip test seeing the
+    same occluded crop mirrored."""
+    rng = np.random.default_rng(seed)
     centers, sizes = crop_frames(people, est.input_size, est.padding)
     crops = TopdownDataset(people.image_paths, people.keypoints, centers, sizes, input_size=est.input_size,
                            udp=est.codec.udp, flip_index=people.skeleton.flip_index, augment=None)
@@ -38,7 +41,8 @@ def predict_people(est: TopdownEstimator, people: People, num_workers: int = 0, 
     out = []
     done, t0 = 0, time.monotonic()
     for batch in loader:
-        kp, scores = est.predict_crops(batch["image"])
+        images = batch["image"] if occlusion is None else occlude_crops(batch["image"], rng, occlusion)[0]
+        kp, scores = est.predict_crops(images)
         out.append(to_image(kp, scores, est.matrices(batch["center"], batch["size"])))
         done += len(kp)
         if progress:
@@ -81,18 +85,22 @@ def gt_document(people: People) -> Any:
 
 def evaluate(est: TopdownEstimator, people: People, nms: str = "oks", nms_thr: float = 0.9,
              score_mode: str = "bbox_keypoint", keypoint_thr: float = 0.2, num_workers: int = 0,
-             progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Predict every person of ``people`` and score the predictions.
+             progress: bool = False, occlusion: tuple[float, float] | None = None
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Predict every person of ``people`` and score the predictions (with ``occlusion``: on crops with a synthetic
+    occluder, :func:`predict_people`).
 
     COCO files: keypoint AP/AR with pycocotools (``oks_ap`` ... ``ar_l`` in percent) and the mean error in
     pixels against the annotated joints (annotated boxes only). Returns the metrics and the arrays behind them
     (``preds``, ``results``).
     """
     t0 = time.perf_counter()
-    preds = predict_people(est, people, num_workers, progress)
+    preds = predict_people(est, people, num_workers, progress, occlusion)
     seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {"num_people": len(people), "box_source": "detections" if people.detected else
                                "annotations", "flip_test": est.flip_test}
+    if occlusion is not None:
+        metrics["occlusion"] = {"area": [float(occlusion[0]), float(occlusion[1])], "fill": 128, "seed": 0}
     results: list[dict[str, Any]] = []
     if people.coco is not None:
         sizes = crop_frames(people, est.input_size, est.padding)[1]
