@@ -15,6 +15,7 @@ from posetok.codecs.crop import box_to_center_scale
 from posetok.data.coco_reader import load_coco_keypoints
 from posetok.data.detections import load_detections
 from posetok.data.images import VideoReader, VideoWriter, is_video, list_images, read_image
+from posetok.data.occlusion import occlude_crops
 from posetok.data.real_sample import frame_times, real_sample_paths, split_by_time, split_every_nth
 from posetok.data.topdown import (
     TopdownAugment,
@@ -23,7 +24,6 @@ from posetok.data.topdown import (
     compose,
     imagenet_normalize,
     imagenet_normalize_torch,
-    occlude_crops,
     topdown_collate,
     transform_keypoints,
     truncated_normal,

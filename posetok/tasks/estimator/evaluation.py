@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ...data.topdown import TopdownDataset, occlude_crops
+from ...data.occlusion import occlude_crops
+from ...data.topdown import TopdownDataset
 from ...errors import PosetokError
 from ...metrics.coco import coco_keypoint_eval, keypoint_gt
 from ...metrics.coco_results import group_nms, rescore, score_results
@@ -30,7 +31,7 @@ def predict_people(est: TopdownEstimator, people: People, num_workers: int = 0, 
                    occlusion: tuple[float, float] | None = None, seed: int = 0) -> np.ndarray:
     """``(N, K, 3)`` x, y, score in image pixels for every person of ``people`` (images read and cropped in
     ``num_workers`` DataLoader workers). ``occlusion``: a grey block covering that range of shares of each crop's
-    area (:func:`~posetok.data.topdown.occlude_crops`, generator seeded with ``seed``), the flip test seeing the
+    area (:func:`~posetok.data.occlusion.occlude_crops`, generator seeded with ``seed``), the flip test seeing the
     same occluded crop mirrored."""
     rng = np.random.default_rng(seed)
     centers, sizes = crop_frames(people, est.input_size, est.padding)
