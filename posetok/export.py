@@ -415,17 +415,10 @@ def _real_crops(est: Any, n: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().contiguous()
 
 
-class _PCTEstimatorGraph(torch.nn.Module):
+class _PCTEstimatorGraph(_EstimatorGraph):
     """Crops (RGB 0..255) -> token logits ``(B, M, V)``, keypoints ``(B, K, 2)`` in input-crop pixels (decoded from
     the soft tokens by the frozen tokenizer decoder inside the network) and scores ``(B, K)`` (the person score
     of the checkpoint's ``codec.score`` for every joint)."""
-
-    def __init__(self, model: torch.nn.Module, codec: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.codec = codec
-        self.register_buffer("mean", torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1))
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model((crops - self.mean) / self.std)
@@ -433,34 +426,41 @@ class _PCTEstimatorGraph(torch.nn.Module):
         return out["logits"], keypoints, scores
 
 
+def _export_crops_graph(graph: torch.nn.Module, est: Any, fmt: str, output: str | Path, outputs: list[str],
+                        check_batch: int) -> tuple[Path, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Trace an estimator ``graph`` (``crops`` -> ``outputs``) at 2 crops of the bundled frames, write it, load it
+    back and run both on ``check_batch`` crops: the path and the reference and exported outputs."""
+    path = Path(output)
+    if not path.suffix:
+        path = path.with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    example = _real_crops(est, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # timm's Swin warns about its size checks while tracing
+        if fmt == "onnx":
+            _export_onnx(graph, (example,), path, ["crops"], outputs)
+        else:
+            _export_torchscript(graph, (example,), path)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda x: tuple(torch.from_numpy(a) for a in session.run(None, {"crops": x.numpy()}))  # noqa: E731
+    else:
+        module = torch.jit.load(str(path))
+        run = lambda x: tuple(module(x))  # noqa: E731
+    crops = _real_crops(est, check_batch)
+    with torch.no_grad():
+        return path, tuple(graph(crops)), run(crops)
+
+
 def _export_pct_estimator(est: Any, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
     """:func:`_export_estimator` for the PCT token classifier: one graph ``crops`` -> ``logits``, ``keypoints``,
     ``scores`` (no argmax anywhere, so no ties: ``check_passed`` when every keypoint is within 0.01 px and every
     score within 1e-3 of PyTorch's, relative to the score's size)."""
     check_batch = 8 if check_batch is None else check_batch
-    graph = _PCTEstimatorGraph(est.model, est.codec).eval()
-    path = Path(output)
-    if not path.suffix:
-        path = path.with_suffix(".onnx" if fmt == "onnx" else ".pt")
     names = (["crops"], ["logits", "keypoints", "scores"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # timm's Swin warns about its size checks while tracing
-        if fmt == "onnx":
-            _export_onnx(graph, (_real_crops(est, 2),), path, *names)
-        else:
-            _export_torchscript(graph, (_real_crops(est, 2),), path)
-    if fmt == "onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        run = lambda x: [torch.from_numpy(a) for a in session.run(None, {"crops": x.numpy()})]  # noqa: E731
-    else:
-        module = torch.jit.load(str(path))
-        run = lambda x: list(module(x))  # noqa: E731
-    crops = _real_crops(est, check_batch)
-    with torch.no_grad():
-        ref_logits, ref_kp, ref_scores = graph(crops)
-        got_logits, got_kp, got_scores = run(crops)
+    path, (ref_logits, ref_kp, ref_scores), (got_logits, got_kp, got_scores) = _export_crops_graph(
+        _PCTEstimatorGraph(est.model, est.codec).eval(), est, fmt, output, names[1], check_batch)
     off = (got_kp - ref_kp).abs().amax(-1) > 0.01
     off_scores = (got_scores - ref_scores).abs() > 1e-3 * (1.0 + ref_scores.abs())
     return {
@@ -481,26 +481,9 @@ def _export_estimator(est: Any, fmt: str, output: str | Path, check_batch: int |
     if getattr(est.codec, "type", None) == "pct":
         return _export_pct_estimator(est, fmt, output, check_batch)
     check_batch = 8 if check_batch is None else check_batch
-    graph = _EstimatorGraph(est.model, est.codec).eval()
-    path = Path(output)
-    if not path.suffix:
-        path = path.with_suffix(".onnx" if fmt == "onnx" else ".pt")
-    example = _real_crops(est, 2)
     names = (["crops"], ["heatmaps", "keypoints", "scores"])
-    if fmt == "onnx":
-        _export_onnx(graph, (example,), path, *names)
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        run = lambda x: [torch.from_numpy(a) for a in session.run(None, {"crops": x.numpy()})]  # noqa: E731
-    else:
-        _export_torchscript(graph, (example,), path)
-        module = torch.jit.load(str(path))
-        run = lambda x: list(module(x))  # noqa: E731
-    crops = _real_crops(est, check_batch)
-    with torch.no_grad():
-        ref_maps, ref_kp, ref_scores = graph(crops)
-        got_maps, got_kp, got_scores = run(crops)
+    path, (ref_maps, ref_kp, ref_scores), (got_maps, got_kp, got_scores) = _export_crops_graph(
+        _EstimatorGraph(est.model, est.codec).eval(), est, fmt, output, names[1], check_batch)
     flat = ref_maps[:, : ref_kp.shape[1]].flatten(2)
     flat_w = ref_maps.shape[-1]
     top2 = flat.topk(2, dim=-1).values
