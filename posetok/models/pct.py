@@ -288,6 +288,19 @@ def _spectral_norm_bound(w: torch.Tensor, squarings: int = 4) -> float:
     return math.exp(log_norm / 2)
 
 
+def _copy_encoder(module: nn.Module, model: PCTTokenizerModel) -> None:
+    """Give an inference encoder frozen copies of ``model``'s encoder layers and quantizer (later changes to
+    ``model`` do not reach it): ``start_embed``, ``invisible_token``, ``blocks``, ``norm``, ``token_mlp``,
+    ``feature_embed``, ``quantizer``."""
+    module.start_embed = copy.deepcopy(model.start_embed)
+    module.invisible_token = nn.Parameter(model.invisible_token.detach().clone(), requires_grad=False)
+    module.blocks = copy.deepcopy(model.encoder)
+    module.norm = copy.deepcopy(model.encoder_norm)
+    module.token_mlp = copy.deepcopy(model.token_mlp)
+    module.feature_embed = copy.deepcopy(model.feature_embed)
+    module.quantizer = copy.deepcopy(model.quantizer)
+
+
 class TokenEncoder(nn.Module):
     """Poses to token ids, for inference and export: the same tokens as the training-time forward, faster.
 
@@ -313,13 +326,7 @@ class TokenEncoder(nn.Module):
         self.recheck = True
         #: Token positions the last call re-decided by the reference formula (its near ties).
         self.rechecked = 0
-        self.start_embed = copy.deepcopy(model.start_embed)
-        self.invisible_token = nn.Parameter(model.invisible_token.detach().clone(), requires_grad=False)
-        self.blocks = copy.deepcopy(model.encoder)
-        self.norm = copy.deepcopy(model.encoder_norm)
-        self.token_mlp = copy.deepcopy(model.token_mlp)
-        self.feature_embed = copy.deepcopy(model.feature_embed)
-        self.quantizer = copy.deepcopy(model.quantizer)
+        _copy_encoder(self, model)
         # The copy must keep this codebook: an uninitialised one would k-means itself on the re-checked rows.
         self.quantizer._codebook.initted.fill_(True)
         with torch.no_grad():
@@ -479,13 +486,7 @@ class ScalarTokenEncoder(nn.Module):
         self.kind = model.quantizer_kind
         self.recheck = False  # nothing to re-decide: the same ops as the training forward
         self.rechecked = 0
-        self.start_embed = copy.deepcopy(model.start_embed)
-        self.invisible_token = nn.Parameter(model.invisible_token.detach().clone(), requires_grad=False)
-        self.blocks = copy.deepcopy(model.encoder)
-        self.norm = copy.deepcopy(model.encoder_norm)
-        self.token_mlp = copy.deepcopy(model.token_mlp)
-        self.feature_embed = copy.deepcopy(model.feature_embed)
-        self.quantizer = copy.deepcopy(model.quantizer)
+        _copy_encoder(self, model)
         self.eval().requires_grad_(False)
 
     def _features(self, coords: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
