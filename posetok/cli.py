@@ -80,7 +80,8 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     from .tasks import load_with_task
 
     codec, task = load_with_task(args.checkpoint)
-    print(_task_command(task, "tokenize_file", args.checkpoint)(codec, args.annotations, args.output))
+    fn = _task_command(task, "tokenize_file", args.checkpoint)
+    print(fn(codec, args.annotations, args.output, **_given(fn, task.KIND.name, images=args.images)))
     return 0
 
 
@@ -273,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True,
                    help="pose tokenizer or estimator: COCO keypoint JSON; sequence tokenizer: a .npz sequence or a "
                         "folder of them (its test/ subfolder when there is one)")
-    s.add_argument("--images", help="estimators: the image folder of --data")
+    s.add_argument("--images", help="estimators and image-guided pose tokenizers: the image folder of --data")
     s.add_argument("--boxes", help="estimators: person detections ([{image_id, category_id, bbox, score}]) to crop "
                                    "instead of the annotated boxes")
     s.add_argument("--box-score-thr", type=float, help="estimators: drop detections scored below this (default 0)")
@@ -370,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("annotations", metavar="INPUT",
                    help="pose tokenizer: COCO keypoint JSON; sequence tokenizer: a .npz with poses (T, N, D)")
     s.add_argument("-o", "--output", required=True, help="output .npz")
+    s.add_argument("--images", help="image-guided pose tokenizers: the image folder of INPUT")
     s.set_defaults(func=_cmd_tokenize)
 
     s = sub.add_parser("detokenize", help="tokens (.npz) -> poses (COCO results JSON, or a sequence .npz)")

@@ -113,11 +113,11 @@ def run_estimator_demo(out: Path, minutes: float = 10.0, config: str | Path | No
     weights) on the first 80 % of the bundled real frames for ``minutes``, then report on the held-out 20 %:
     ``metrics.json``, the held-out AP against minutes (``ap_curve.png``), overlays of held-out frames
     (``heldout_overlays.png``: the best and worst people), the per-joint error and the model."""
+    from .data.people import real_sample_people
     from .tasks.estimator import load_estimator
     from .tasks.estimator import train as train_estimator
     from .tasks.estimator.evaluation import evaluate as evaluate_estimator
     from .tasks.estimator.evaluation import save_visuals
-    from .tasks.estimator.samples import real_sample_people
     from .viz import save_training_curve
 
     use_all_cores()

@@ -82,6 +82,7 @@ import torch
 from .codecs.pct import PCTCodec
 from .errors import PosetokError
 from .io import atomic_path
+from .models.pct_guide import GuidedEncoder
 from .models.stgcn import STGCNBlock
 
 if TYPE_CHECKING:
@@ -288,32 +289,48 @@ def export_tokenizer(checkpoint: str | Path, fmt: str, output: str | Path, check
     return exporter(codec, fmt, output, check_batch)
 
 
+def _pct_encoder_inputs(codec: PCTCodec, n: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """The encoder's inputs: coords and visibility, and for an image-guided tokenizer random normalised crops."""
+    coords, visible = _sample_inputs(codec, n, seed=seed)
+    if not codec.guided:
+        return coords, visible
+    from .data.topdown import imagenet_normalize_torch
+
+    w, h = codec.input_size
+    crops = np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    return coords, visible, imagenet_normalize_torch(torch.from_numpy(crops))
+
+
 def _export_pct(codec: PCTCodec, fmt: str, output: str | Path, check_batch: int | None) -> dict[str, Any]:
-    """:func:`export_tokenizer` for a pose (PCT) checkpoint: traced at 8 poses, checked with ``check_batch``."""
+    """:func:`export_tokenizer` for a pose (PCT) checkpoint: traced at 8 poses, checked with ``check_batch``. An
+    image-guided tokenizer's encoder graph takes the normalised crops as a third input (``images``)."""
     check_batch = 64 if check_batch is None else check_batch
     encoder = codec.model.inference_encoder()
     encoder.chunk_size = 0  # one pass: the chunk loop is a CPU cache optimisation, not part of the graph
+    if codec.guided:
+        encoder = GuidedEncoder(encoder, codec.model.guide)
     decoder = codec.model.inference_decoder()
-    coords, visible = _sample_inputs(codec, 8, seed=1)
+    inputs = _pct_encoder_inputs(codec, 8, seed=1)
+    names = ["coords", "visible", "images"][:len(inputs)]
     with torch.no_grad():
-        tokens = encoder(coords, visible)
+        tokens = encoder(*inputs)
     enc_path, dec_path = export_paths(output)
     if fmt == "onnx":
-        _export_onnx(encoder, (coords, visible), enc_path, ["coords", "visible"], ["tokens"])
+        _export_onnx(encoder, inputs, enc_path, names, ["tokens"])
         _export_onnx(decoder, (tokens,), dec_path, ["tokens"], ["coords"])
     else:
-        _export_torchscript(encoder, (coords, visible), enc_path)
+        _export_torchscript(encoder, inputs, enc_path)
         _export_torchscript(decoder, (tokens,), dec_path)
 
-    coords, visible = _sample_inputs(codec, check_batch, seed=2)
+    inputs = _pct_encoder_inputs(codec, check_batch, seed=2)
     with torch.no_grad():
-        ref_tokens = encoder(coords, visible)
+        ref_tokens = encoder(*inputs)
         ref_coords = decoder(ref_tokens)
-        got_tokens = _runner(fmt, enc_path)(coords, visible)
+        got_tokens = _runner(fmt, enc_path)(*inputs)
         got_coords = _runner(fmt, dec_path)(ref_tokens)
         # The graph is the folded search alone; eager re-decides near ties by the training formula, so the two
         # may differ exactly there and nowhere else.
-        ties = encoder.near_ties(coords, visible)
+        ties = encoder.near_ties(*inputs)
     differ = got_tokens.long() != ref_tokens
     return {
         "format": fmt, "encoder": str(enc_path), "decoder": str(dec_path), "check_batch": check_batch,
@@ -322,6 +339,7 @@ def _export_pct(codec: PCTCodec, fmt: str, output: str | Path, check_batch: int 
         "rounding_tie_positions": int((differ & ties).sum()),
         "decoder_max_abs_diff": float((got_coords - ref_coords).abs().max()),
         "num_tokens": codec.num_tokens, "codebook_size": codec.codebook_size, "skeleton": codec.skeleton.name,
+        "inputs": names,
     }
 
 

@@ -40,12 +40,20 @@ def _build_estimator(dims: Any) -> torch.nn.Module:
 
 def _tokenizer_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:
     if model is None:
-        from .models.pct import PCTDims, PCTTokenizerModel
+        from .models.pct import PCTTokenizerModel
+        from .tasks.tokenizer import resolve_guide, tokenizer_dims
 
-        model = PCTTokenizerModel(get_skeleton(cfg.model.skeleton).num_joints, PCTDims.from_dict(cfg.model))
-    return {"task": "tokenizer", "kind": "pct", "skeleton": cfg.model.skeleton, "preset": cfg.model.preset,
-            "input_size": list(cfg.model.input_size), "parameters": count_parameters(model),
-            "parameters_M": round(count_parameters(model) / 1e6, 3)}
+        if cfg.model.get("guide_ratio") and not cfg.model.guide.channels:
+            resolve_guide(cfg)  # an image-guided config: its guide's size comes from model.guide_backbone
+        model = PCTTokenizerModel(get_skeleton(cfg.model.skeleton).num_joints, tokenizer_dims(cfg.model))
+    guide = getattr(model, "guide", None)
+    own = count_parameters(model) - (count_parameters(guide) if guide is not None else 0)
+    info = {"task": "tokenizer", "kind": "pct", "skeleton": cfg.model.skeleton, "preset": cfg.model.preset,
+            "input_size": list(cfg.model.input_size), "parameters": own, "parameters_M": round(own / 1e6, 3)}
+    if guide is not None:  # the frozen guide backbone, counted apart from the tokenizer's own weights
+        info.update({"guide_ratio": float(cfg.model.guide_ratio), "guide_backbone": model.dims.guide.backbone,
+                     "guide_parameters": count_parameters(guide)})
+    return info
 
 
 def _sequence_info(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, Any]:

@@ -526,7 +526,7 @@ def test_tokenizer_flags_refused(ckpt, data, capsys, flag, value):
 def test_estimator_flags_refused_for_a_tokenizer(data, capsys):
     ann, images, _ = data
     user_error(capsys, ["eval", PCT_CKPT, "--data", ann, "--images", images], "--images",
-               "does not apply to 'pct' checkpoints")
+               "applies to image-guided tokenizers and estimators")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -67,6 +67,32 @@ def test_backbone_outputs(name, highest_only):
         assert torch.isfinite(f).all()
 
 
+@pytest.mark.parametrize("name", BACKBONES)
+def test_lowest_only_is_the_pose_networks_stride32_branch(name):
+    """The PCT head's map: the last module's stride-32 branch before its fusion, computed by layers that all
+    exist (and train) in the heatmap network, so its weights load with nothing missing and give the same map."""
+    torch.manual_seed(0)
+    pose = build_backbone(name, highest_only=True).eval()
+    low = build_backbone(name, lowest_only=True).eval()
+    assert not set(low.state_dict()) - set(pose.state_dict())
+    extra = set(pose.state_dict()) - set(low.state_dict())
+    assert extra and all(k.startswith(low.pruned_prefixes) for k in extra)
+    low.load_state_dict({k: v for k, v in pose.state_dict().items() if k not in extra})
+    seen = {}
+    last = pose.stage4[len(pose.stage4) - 1].branches[3]
+    hook = last.register_forward_hook(lambda m, i, o: seen.setdefault("map", o))
+    x = torch.randn(2, 3, *SMALL)
+    with torch.no_grad():
+        pose(x)
+        feats = low(x)
+    hook.remove()
+    assert len(feats) == 1 and low.strides == [32] and feats[0].shape == (2, low.out_channels[0],
+                                                                          SMALL[0] // 32, SMALL[1] // 32)
+    torch.testing.assert_close(feats[0], seen["map"])
+    with pytest.raises(ValueError, match="exclude"):
+        build_backbone(name, highest_only=True, lowest_only=True)
+
+
 def test_highest_only_drops_only_unused_fusion():
     full, pose = build_backbone("hrnet_w18_small"), build_backbone("hrnet_w18_small", highest_only=True)
     extra = set(full.state_dict()) - set(pose.state_dict())

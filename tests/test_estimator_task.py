@@ -16,13 +16,13 @@ import torch
 
 import posetok
 from posetok.data.images import read_image
+from posetok.data.people import load_people, real_sample_people
 from posetok.data.real_sample import REAL_SAMPLE_DIR
 from posetok.data.topdown import transform_keypoints
 from posetok.errors import PosetokError
 from posetok.metrics.coco import coco_keypoint_eval
 from posetok.tasks.estimator import TopdownEstimator, evaluate_file, infer_file
 from posetok.tasks.estimator.evaluation import coco_results, evaluate
-from posetok.tasks.estimator.samples import load_people, real_sample_people
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -359,7 +359,8 @@ def test_synthetic_people_are_mixed_into_training():
     """``data.synthetic``: rendered people join the real frames at ``synthetic_share`` of each batch; an epoch
     still shows each real frame once on average, and the rendered crops carry heatmap targets."""
     from posetok.codecs.heatmap import build_heatmap_codec
-    from posetok.tasks.estimator.samples import real_sample_people, synthetic_crops, train_loader
+    from posetok.data.people import real_sample_people
+    from posetok.tasks.estimator.samples import synthetic_crops, train_loader
 
     people = real_sample_people("train")
     codec = build_heatmap_codec({"type": "msra", "input_size": [64, 64], "heatmap_size": [16, 16], "sigma": 2.0})

@@ -166,6 +166,8 @@ def test_frozen_backbone_from_a_heatmap_estimator(tmp_path, tokenizer64, capsys)
     got = torch.load(tmp_path / "frozen" / "model.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     shared = [k for k in source if k.startswith("backbone.") and k in got]
     assert len(shared) > 100
+    # the classifier's backbone (the stride-32 branch alone) is wholly inside the heatmap network: nothing untrained
+    assert [k for k in got if k.startswith("backbone.") and k not in source] == []
     for k in shared:  # batch-norm statistics included: a frozen backbone runs in eval mode
         torch.testing.assert_close(got[k], source[k], msg=k)
 
@@ -208,3 +210,12 @@ def test_shipped_pct_configs_chain():
     assert base.trainer.max_epochs == 210 and base.data.batch_size == 32
     hmp = load_config(ROOT / "configs/pct/swin_b_heatmap_coco_256x256.yaml")
     assert base.model.backbone.weights == f"{hmp.out}/model.ckpt"
+    # image-guided tokenizers read the heatmap run that also gives the classifier its backbone, in its crop frame
+    for guided, heatmap, classifier in (("pct_base_tokenizer_imgguide_coco", hmp, base),
+                                        ("pct_small_tokenizer_imgguide_real",
+                                         load_config(ROOT / "configs/pct/pct_small_heatmap_real.yaml"), small)):
+        g = load_config(ROOT / f"configs/pct/{guided}.yaml")
+        assert g.model.guide_ratio == 0.5 and g.model.guide_backbone == f"{heatmap.out}/model.ckpt"
+        assert list(g.model.input_size) == list(heatmap.model.input_size) == list(classifier.model.input_size)
+        assert g.model.padding == heatmap.model.padding == classifier.model.padding
+    assert load_config(ROOT / "configs/pct/pct_base_tokenizer_imgguide_coco.yaml").data.train_images

@@ -7,10 +7,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.topdown import imagenet_normalize_torch, warp_image, warp_matrix
 from ..errors import PosetokError
 from ..models.pct import PCTTokenizerModel, ScalarTokenEncoder, TokenDecoder, TokenEncoder
 from ..skeletons import Skeleton
 from .crop import box_to_center_scale, boxes_from_keypoints, from_crop, to_crop
+
+#: People per guide-backbone pass of an image-guided tokenizer (crops are far larger than keypoints).
+GUIDED_BATCH = 64
 
 
 def _as_numpy(x: Any, name: str) -> tuple[np.ndarray, bool]:
@@ -34,6 +38,10 @@ class PCTCodec:
         batch_size: poses per forward pass, bounding memory on large datasets.
 
     Inputs may be numpy arrays or torch tensors; outputs come back as the same kind.
+
+    An image-guided tokenizer (:attr:`guided`) also needs each person's appearance to encode: the images they
+    stand in (``images=``, cut here in the crop frame) or crops already cut in it (``crops=``); decoding needs
+    only tokens and boxes, as for any tokenizer.
     """
 
     def __init__(self, model: PCTTokenizerModel, skeleton: Skeleton, input_size: tuple[int, int] = (256, 256),
@@ -53,6 +61,11 @@ class PCTCodec:
     @property
     def num_tokens(self) -> int:
         return self.model.num_tokens
+
+    @property
+    def guided(self) -> bool:
+        """Whether encoding needs the people's images (an image-guided tokenizer, ``model.guide_ratio > 0``)."""
+        return self.model.guided
 
     @property
     def codebook_size(self) -> int:
@@ -102,13 +115,49 @@ class PCTCodec:
             self._fast = (version, self.model.inference_encoder(), self.model.inference_decoder())
         return self._fast[1], self._fast[2]
 
+    def cut_crops(self, images: Any, boxes: np.ndarray) -> np.ndarray:
+        """The crops of the people of ``boxes`` ``(N, 4)`` xywh: ``images`` is one ``(H, W, 3)`` uint8 RGB image for
+        all of them or a sequence of ``N``, one per person -> ``(N, h, w, 3)`` uint8 in the codec's crop frame
+        (classic warp, no rotation: the frame the tokenizer's coordinates are normalised in)."""
+        center, size = self.crop_frame(boxes)
+        one = isinstance(images, np.ndarray) and images.ndim == 3
+        if not one and len(images) != len(center):
+            raise PosetokError(f"images: expected one image or {len(center)} (one per person), got {len(images)}")
+        crops = np.empty((len(center), self.input_size[1], self.input_size[0], 3), np.uint8)
+        for i in range(len(center)):
+            image = np.asarray(images if one else images[i])
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise PosetokError(f"images: expected (H, W, 3) uint8 RGB images, got {image.shape} {image.dtype}")
+            crops[i] = warp_image(image, warp_matrix(center[i], size[i], 0.0, self.input_size), self.input_size)
+        return crops
+
+    def _guide_features(self, coords: np.ndarray, crops: np.ndarray | None) -> np.ndarray | None:
+        """``(N, K, C)`` image features at the joints of an image-guided tokenizer (None when not guided)."""
+        if self.model.guide is None:
+            return None
+        if crops is None:
+            raise PosetokError("images: this tokenizer is image-guided (model.guide_ratio > 0): pass the people's "
+                               "images (images=) or their crops (crops=)")
+        want = (len(coords), self.input_size[1], self.input_size[0], 3)
+        if tuple(crops.shape) != want or crops.dtype != np.uint8:
+            raise PosetokError(f"crops: expected {want} uint8 crops in the codec's frame, got {tuple(crops.shape)} "
+                               f"{crops.dtype}")
+        out = [self.model.guide(imagenet_normalize_torch(torch.from_numpy(crops[i:i + GUIDED_BATCH])),
+                                torch.from_numpy(coords[i:i + GUIDED_BATCH])).numpy()
+               for i in range(0, len(coords), GUIDED_BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, coords.shape[1], self.model.guide.channels), np.float32)
+
     @torch.inference_mode()
-    def encode_normalized(self, coords: np.ndarray, visible: np.ndarray) -> np.ndarray:
-        """Normalised coords ``(N, K, 2)`` and visibility ``(N, K)`` -> tokens ``(N, M)`` int64."""
+    def encode_normalized(self, coords: np.ndarray, visible: np.ndarray, crops: np.ndarray | None = None
+                          ) -> np.ndarray:
+        """Normalised coords ``(N, K, 2)`` and visibility ``(N, K)`` (and, image-guided, the crops ``(N, h, w, 3)``
+        uint8) -> tokens ``(N, M)`` int64."""
         encoder, _ = self._modules()
-        out = [encoder(torch.from_numpy(coords[i:i + self.batch_size]),
-                       torch.from_numpy(visible[i:i + self.batch_size]))
-               for i in range(0, len(coords), self.batch_size)]
+        guide = self._guide_features(coords, crops)
+        step = self.batch_size
+        out = [encoder(torch.from_numpy(coords[i:i + step]), torch.from_numpy(visible[i:i + step]),
+                       None if guide is None else torch.from_numpy(guide[i:i + step]))
+               for i in range(0, len(coords), step)]
         return torch.cat(out).numpy() if out else np.zeros((0, self.num_tokens), np.int64)
 
     @torch.inference_mode()
@@ -120,18 +169,29 @@ class PCTCodec:
         return torch.cat(out).numpy() if out else np.zeros((0, self.skeleton.num_joints, 2), np.float32)
 
     # -- public API ---------------------------------------------------------------------------------------
-    def encode(self, keypoints: Any, boxes: Any = None) -> Any:
+    def encode(self, keypoints: Any, boxes: Any = None, images: Any = None, crops: Any = None) -> Any:
         """Poses -> tokens.
 
         Args:
             keypoints: ``(N, K, 3)`` x, y, visibility (or ``(N, K, 2)``, all visible) in image pixels.
             boxes: ``(N, 4)`` xywh person boxes; if None, the box around the labelled joints.
+            images: image-guided tokenizers: one ``(H, W, 3)`` uint8 RGB image holding every person, or one per
+                person (:meth:`cut_crops`).
+            crops: image-guided tokenizers, instead of ``images``: ``(N, h, w, 3)`` uint8 crops already cut in
+                the codec's frame (``input_size``, ``padding``, the box; :meth:`cut_crops`).
         Returns:
             ``(N, M)`` int64 token ids, numpy or torch like ``keypoints``.
+        Raises:
+            PosetokError: an image-guided tokenizer without ``images`` or ``crops``, or with the wrong number.
         """
         kp, is_torch = _as_numpy(keypoints, "keypoints")
-        bx = None if boxes is None else _as_numpy(boxes, "boxes")[0]
-        tokens = self.encode_normalized(*self.targets(kp, bx))
+        kp = self.check_keypoints(kp)
+        bx = boxes_from_keypoints(kp) if boxes is None else _as_numpy(boxes, "boxes")[0]
+        if crops is None and images is not None and self.guided:
+            crops = self.cut_crops(images, bx)
+        elif crops is not None:
+            crops = _as_numpy(crops, "crops")[0]
+        tokens = self.encode_normalized(*self.targets(kp, bx), crops=crops)
         return torch.from_numpy(tokens) if is_torch else tokens
 
     def decode(self, tokens: Any, boxes: Any) -> Any:
@@ -152,10 +212,11 @@ class PCTCodec:
         poses = from_crop(self.decode_normalized(tk.astype(np.int64)), center, size)
         return torch.from_numpy(poses) if is_torch else poses
 
-    def reconstruct(self, keypoints: Any, boxes: Any = None) -> Any:
-        """Poses -> tokens -> poses ``(N, K, 2)`` in image pixels, in the same crop frame both ways."""
+    def reconstruct(self, keypoints: Any, boxes: Any = None, images: Any = None, crops: Any = None) -> Any:
+        """Poses -> tokens -> poses ``(N, K, 2)`` in image pixels, in the same crop frame both ways
+        (``images`` / ``crops``: as :meth:`encode`)."""
         kp, is_torch = _as_numpy(keypoints, "keypoints")
         kp = self.check_keypoints(kp)
         bx = boxes_from_keypoints(kp) if boxes is None else _as_numpy(boxes, "boxes")[0]
-        poses = self.decode(self.encode(kp, bx), bx)
+        poses = self.decode(self.encode(kp, bx, images=images, crops=crops), bx)
         return torch.from_numpy(poses) if is_torch else poses

@@ -58,13 +58,16 @@ class PCTTokenCodec:
         encoder: the tokenizer's inference encoder, ``(B, K, 2)`` normalised coords and ``(B, K)`` bool
             visibility -> ``(B, M)`` int64 ids (:meth:`~posetok.models.pct.PCTTokenizerModel.inference_encoder`);
             None: decoding only.
+        guide: an image-guided tokenizer's guide (:class:`~posetok.models.pct_guide.ImageGuide`): its ids need
+            the crops, so :meth:`encode` leaves them out and the training step computes them on its device
+            from the batch's crops (:meth:`tokens_for`), as the official code runs its frozen copy there.
     """
 
     type: ClassVar[str] = "pct"
     udp: ClassVar[bool] = False  # the classic crop warp (MMPose 0.x, as the official PCT)
 
     def __init__(self, input_size: tuple[int, int], num_joints: int, num_tokens: int, codebook_size: int,
-                 score: str = "logit", encoder: nn.Module | None = None) -> None:
+                 score: str = "logit", encoder: nn.Module | None = None, guide: nn.Module | None = None) -> None:
         if score not in SCORES:
             raise PosetokError(f"codec: field 'score': expected one of {', '.join(SCORES)}, got {score!r}")
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -73,6 +76,8 @@ class PCTTokenCodec:
         self.codebook_size = int(codebook_size)
         self.score = score
         self.encoder = encoder
+        self.guide = guide
+        self.guide_device = torch.device("cpu")  # where tokens_for last moved the encoder and guide
         self._span_t = torch.tensor(self.input_size, dtype=torch.float32)
 
     @classmethod
@@ -99,7 +104,7 @@ class PCTTokenCodec:
                               f"{float(tokenizer.padding):g}, the estimator's model.padding is {float(padding):g}")
         model = tokenizer.model
         return cls(input_size, model.num_joints, model.num_tokens, model.codebook_size, score,
-                   encoder=model.inference_encoder())
+                   encoder=model.inference_encoder(), guide=model.guide)
 
     # -- frames ----------------------------------------------------------------------------------------
     def crop_to_input(self, uv: np.ndarray) -> np.ndarray:
@@ -115,10 +120,17 @@ class PCTTokenCodec:
         return self.num_tokens
 
     # -- targets ---------------------------------------------------------------------------------------
+    @property
+    def needs_crops(self) -> bool:
+        """The token ids need the crops (an image-guided tokenizer): :meth:`encode` gives none, see
+        :meth:`tokens_for`."""
+        return self.guide is not None
+
     def encode(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         """``(N, K, 3)`` input-pixel keypoints -> ``tokens`` ``(N, M)`` int64 (the frozen tokenizer's ids of the
-        labelled joints; unlabelled joints enter as its invisible token), ``coords`` ``(N, K, 2)`` float32
-        normalised crop coordinates and ``target_weights`` ``(N, K)`` float32 (1 for ``v > 0``)."""
+        labelled joints; unlabelled joints enter as its invisible token; absent when :attr:`needs_crops`),
+        ``coords`` ``(N, K, 2)`` float32 normalised crop coordinates and ``target_weights`` ``(N, K)`` float32
+        (1 for ``v > 0``)."""
         if self.encoder is None:
             raise PosetokError("codec: this PCT codec has no tokenizer encoder (a checkpoint's codec decodes only); "
                                "training needs model.tokenizer")
@@ -130,9 +142,25 @@ class PCTTokenCodec:
         if not np.isfinite(kp[visible][:, :2]).all():
             raise PosetokError("keypoints: NaN or infinite coordinates of labelled joints")
         coords = np.where(visible[..., None], self.input_to_crop(kp[..., :2]), 0.0).astype(np.float32)
+        if self.needs_crops:
+            return {"coords": coords, "target_weights": visible.astype(np.float32)}
         with torch.inference_mode():
             tokens = self.encoder(torch.from_numpy(coords), torch.from_numpy(visible)).numpy().astype(np.int64)
         return {"tokens": tokens, "coords": coords, "target_weights": visible.astype(np.float32)}
+
+    @torch.no_grad()
+    def tokens_for(self, coords: Tensor, visible: Tensor, images: Tensor) -> Tensor:
+        """The token ids ``(B, M)`` int64 of an image-guided tokenizer, on the device of the inputs: ``coords``
+        ``(B, K, 2)`` normalised, ``visible`` ``(B, K)`` bool and ``images`` ``(B, 3, H, W)`` the normalised crops
+        (the encoder and guide move to that device on first use)."""
+        if self.encoder is None or self.guide is None:
+            raise PosetokError("codec: tokens_for needs an image-guided tokenizer's encoder and guide")
+        device = coords.device
+        if self.guide_device != device:
+            self.encoder.to(device)
+            self.guide.to(device)
+            self.guide_device = device
+        return self.encoder(coords.float(), visible, self.guide(images.float(), coords.float()))
 
     # -- decoding --------------------------------------------------------------------------------------
     def person_scores(self, outputs: Mapping[str, Any]) -> np.ndarray:

@@ -51,6 +51,15 @@ class CodebookConfig:
 
 
 @dataclass
+class GuideConfig:
+    """The guide backbone of an image-guided tokenizer, filled at the start of training from
+    ``model.guide_backbone`` (so a run's ``last.ckpt`` rebuilds the network without that file)."""
+
+    backbone: str | None = None
+    channels: int | None = None
+
+
+@dataclass
 class ModelConfig:
     kind: str = "pct"
     preset: str = "pct_small"
@@ -61,6 +70,12 @@ class ModelConfig:
     skeleton: str = "coco17"
     input_size: list[int] = field(default_factory=lambda: [256, 256])  # width, height of the crop
     padding: float = 1.25
+    # Image guidance (the official PCT tokenizer's): the share of the encoder width given to the image feature at
+    # each joint (official 0.5), read from the stride-32 map of a frozen heatmap-trained backbone, the backbone of
+    # the estimator model.ckpt in guide_backbone (same skeleton, input size and padding). 0: keypoints alone.
+    guide_ratio: float = 0.0
+    guide_backbone: str | None = None
+    guide: GuideConfig = field(default_factory=GuideConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     codebook: CodebookConfig = field(default_factory=CodebookConfig)
@@ -82,8 +97,13 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    train: str | None = None  # COCO keypoint JSON; None: synthetic poses
-    val: str | None = None  # COCO keypoint JSON; None: held-out synthetic poses
+    train: str | None = None  # COCO keypoint JSON (or MPII JSON); None: synthetic poses (guided: the real sample)
+    val: str | None = None  # COCO keypoint JSON; None: held-out synthetic poses (guided: the real sample's)
+    # Image-guided tokenizers train on crops: the image folders of train and val. Without data.train, the bundled
+    # real frames, split as data.real_split says (time: the first 80 % train; spread: every 5th frame held out).
+    train_images: str | None = None
+    val_images: str | None = None
+    real_split: str = "time"
     synthetic_train: int = 200_000
     synthetic_val: int = 2_000
     seed: int = 0
@@ -120,6 +140,17 @@ def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
                            f"(known: {', '.join(PCT_PRESETS)})")
     if len(m.input_size) != 2 or min(m.input_size) <= 0:
         raise PosetokError(f"{source}: field 'model.input_size': expected [width, height] > 0")
+    if not 0.0 <= m.guide_ratio < 1.0:
+        raise PosetokError(f"{source}: field 'model.guide_ratio': expected a share in [0, 1) (official 0.5), got "
+                           f"{m.guide_ratio}")
+    if m.guide_ratio > 0 and not (m.guide_backbone or m.guide.backbone):
+        raise PosetokError(f"{source}: field 'model.guide_backbone': an image-guided tokenizer (model.guide_ratio > "
+                           "0) needs the model.ckpt of a heatmap-trained estimator")
+    if m.guide_backbone and m.guide_ratio == 0:
+        raise PosetokError(f"{source}: field 'model.guide_ratio': 0 leaves model.guide_backbone unused; set the "
+                           "image share (official 0.5)")
+    if cfg.data.real_split not in ("time", "spread"):
+        raise PosetokError(f"{source}: field 'data.real_split': expected time or spread, got '{cfg.data.real_split}'")
     if m.quantizer not in PCT_QUANTIZERS:
         raise PosetokError(f"{source}: field 'model.quantizer': unknown quantizer '{m.quantizer}' "
                            f"(known: {', '.join(PCT_QUANTIZERS)})")
@@ -140,6 +171,8 @@ def resolve_tokenizer(cfg: DictConfig, source: str = "config") -> DictConfig:
         raise PosetokError(f"{source}: field '{name}': {problem}") from None
     dims = dims.to_dict()  # type: ignore[assignment]
     for section, values in dims.items():
+        if section == "guide":  # model.guide_* and model.guide are the config's own keys (guide.ratio from them)
+            continue
         for key, value in values.items():
             m[section][key] = value
     return cfg

@@ -89,14 +89,45 @@ def _prune_last_fusion(model: nn.Module) -> tuple[str, ...]:
     return removed
 
 
-def _hrnet(name: str, pretrained: bool, highest_only: bool) -> nn.Module:
+class _LowestBranchModule(nn.Module):
+    """The last multi-resolution module reduced to its stride-32 branch, without fusion: it passes the other
+    branches' inputs through untouched (nothing reads them) and keeps the branch under its original key
+    (``branches.3``), so the weights of a heatmap-trained pose network load by name."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        n = len(module.branches)
+        self.branches = nn.ModuleList([nn.Identity()] * (n - 1) + [module.branches[n - 1]])
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(xs[:-1]) + [self.branches[-1](xs[-1])]
+
+
+def _keep_lowest_branch(model: nn.Module) -> tuple[str, ...]:
+    """Replace the last module of ``model.stage4`` (timm HRNet or posetok HRFormer) by :class:`_LowestBranchModule`;
+    return the removed key prefixes (its other branches and all its fusion layers)."""
+    idx = len(model.stage4) - 1
+    last = model.stage4[idx]
+    n = len(last.branches)
+    model.stage4[idx] = _LowestBranchModule(last)
+    return (f"stage4.{idx}.fuse_layers.",) + tuple(f"stage4.{idx}.branches.{i}." for i in range(n - 1))
+
+
+def _hrnet(name: str, pretrained: bool, highest_only: bool, lowest_only: bool = False) -> nn.Module:
     model = timm.create_model(name, pretrained=pretrained, features_only=True, feature_location="",
                               out_indices=(1, 2, 3, 4))
     channels = list(model.feature_info.channels())
     strides = list(model.feature_info.reduction())
-    model.pruned_prefixes = _prune_last_fusion(model) if highest_only else ()
-    model.out_channels = channels[:1] if highest_only else channels
-    model.strides = strides[:1] if highest_only else strides
+    keep = slice(0, 1) if highest_only else slice(3, 4) if lowest_only else slice(0, 4)
+    if highest_only:
+        model.pruned_prefixes = _prune_last_fusion(model)
+    elif lowest_only:
+        model.pruned_prefixes = _keep_lowest_branch(model)
+        model._out_idx = {4}  # timm's features forward then returns the stride-32 map alone
+    else:
+        model.pruned_prefixes = ()
+    model.out_channels = channels[keep]
+    model.strides = strides[keep]
     return model
 
 
@@ -124,8 +155,8 @@ class SwinBackbone(nn.Module):
 
 
 def build_backbone(name: str, *, pretrained: bool = False, weights: str | None = None,
-                   drop_path: float | None = None, highest_only: bool = False, source: str = "config",
-                   input_size: tuple[int, int] = (256, 256)) -> nn.Module:
+                   drop_path: float | None = None, highest_only: bool = False, lowest_only: bool = False,
+                   source: str = "config", input_size: tuple[int, int] = (256, 256)) -> nn.Module:
     """Build backbone ``name`` (one of :data:`ALL_BACKBONES`).
 
     Args:
@@ -138,17 +169,24 @@ def build_backbone(name: str, *, pretrained: bool = False, weights: str | None =
             or 0 is accepted there.
         highest_only: return only the stride-4 map and drop the last module's other fusion layers (the pose
             network); False returns all four branches (HRNet, HRFormer; Swin always returns its stride-32 map).
+        lowest_only: return only the stride-32 map, the last module's stride-32 branch *before* that module's
+            fusion (HRNet, HRFormer). This is the map the PCT classifier and the image-guided tokenizer read: a
+            pose network (``highest_only``) trains every layer it depends on, since that branch fuses into the
+            stride-4 output, whereas the last module's fusion into branch 3 exists only in the classification
+            network and a heatmap-trained checkpoint has no weights for it.
         source: the config file named in error messages.
         input_size: ``(w, h)`` of the input (Swin builds its position tables for it).
 
     Raises:
         PosetokError: unknown name, drop path on HRNet, ``pretrained`` on HRFormer, or a bad weights file.
     """
+    if highest_only and lowest_only:
+        raise ValueError("highest_only and lowest_only exclude each other")
     if name in HRNETS:
         if drop_path:
             raise field_error(source, "model.backbone.drop_path", f"{name} has no stochastic depth (got "
                               f"{drop_path}); leave it unset")
-        model = _hrnet(name, pretrained, highest_only)
+        model = _hrnet(name, pretrained, highest_only, lowest_only)
     elif name in HRFORMER_SPECS:
         if pretrained:
             raise field_error(source, "model.backbone.pretrained", f"timm has no {name} to download; give a local "
@@ -156,6 +194,10 @@ def build_backbone(name: str, *, pretrained: bool = False, weights: str | None =
         model = HRFormer(HRFORMER_SPECS[name], drop_path=drop_path, highest_only=highest_only)
         n = len(model.stage4) - 1
         model.pruned_prefixes = tuple(f"stage4.{n}.fuse_layers.{i}." for i in range(1, 4)) if highest_only else ()
+        if lowest_only:
+            model.pruned_prefixes = _keep_lowest_branch(model)
+            model.lowest_only = True
+            model.out_channels, model.strides = model.out_channels[3:], model.strides[3:]
     elif name in SWINS:
         model = SwinBackbone(name, input_size, pretrained=pretrained, drop_path=drop_path)
     else:
@@ -163,6 +205,7 @@ def build_backbone(name: str, *, pretrained: bool = False, weights: str | None =
                           f"{', '.join(ALL_BACKBONES)})")
     model.backbone_name = name
     model.highest_only = highest_only
+    model.lowest_only = lowest_only
     model.weights_report = load_backbone_weights(model, weights) if weights else None
     return model
 

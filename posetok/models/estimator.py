@@ -46,6 +46,7 @@ class EstimatorDims:
     input_size: tuple[int, int] = (192, 256)
     deconv_channels: tuple[int, ...] = ()
     highest_only: bool = True
+    lowest_only: bool = False  # pct: the backbone's stride-32 branch alone (build_backbone); False in older files
     drop_path: float | None = None
     final_bias: float = 0.0
     num_outputs: int | None = None
@@ -151,10 +152,11 @@ def build_estimator(dims: EstimatorDims, *, pretrained: bool = False, weights: s
     if pct and not dims.tokenizer:
         raise field_error(source, "model.tokenizer", "the pct head needs the tokenizer's decoder dims (set "
                           "model.tokenizer to a trained pose tokenizer checkpoint)")
-    # The pct head reads the last (stride-32) map: HRNet and HRFormer keep all four branches for it.
+    # The pct head reads the last (stride-32) map: HRNet and HRFormer give it alone (lowest_only, what a
+    # heatmap-trained backbone fully provides) or, in checkpoints written before that, with all four branches.
     backbone = build_backbone(dims.backbone, pretrained=pretrained, weights=weights, drop_path=dims.drop_path,
-                              highest_only=dims.highest_only and not pct, source=source,
-                              input_size=dims.input_size)
+                              highest_only=dims.highest_only and not pct, lowest_only=dims.lowest_only and pct,
+                              source=source, input_size=dims.input_size)
     if pct:
         dec = SoftDecoderDims.from_dict(dict(dims.tokenizer or {}))
         if dec.num_joints != dims.num_joints:

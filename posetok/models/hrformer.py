@@ -278,6 +278,7 @@ class HRFormer(nn.Module):
             prev = list(chans)
         self.out_channels = [spec.channels[0]] if highest_only else list(spec.channels)
         self.strides = [4] if highest_only else [4, 8, 16, 32]
+        self.lowest_only = False  # set by models.backbones.build_backbone: return the stride-32 map alone
         self.apply(self._init)
 
     @staticmethod
@@ -321,7 +322,7 @@ class HRFormer(nn.Module):
             xs = self._run_transition(getattr(self, f"transition{s + 1}"), xs)
             for module in getattr(self, f"stage{s + 2}"):
                 xs = module(xs)
-        return xs
+        return xs[-1:] if self.lowest_only else xs
 
 
 def hrformer(name: str, *, drop_path: float | None = None, highest_only: bool = True) -> HRFormer:

@@ -6,10 +6,15 @@ kind and the commands on files.
     format: "posetok.tokenizer"   format_version: 1   kind: "pct"
     skeleton: "coco17"   num_joints: 17
     dims: {encoder: {...}, decoder: {...}, codebook: {..., quantizer: vq | fsq | lfq, levels}}  (no quantizer: vq)
+          guide: {ratio, backbone, channels, input_size}  (image guidance; ratio 0 or absent: none)
     codec: {input_size: [w, h], padding: 1.25}
     state_dict, config (resolved training config), meta {global_step, train_time_s, posetok_version}
 
 A Lightning ``last.ckpt`` of a tokenizer run loads too: its hyper-parameters hold the config.
+
+An image-guided tokenizer (``model.guide_ratio > 0``) holds its frozen guide backbone in ``state_dict``
+(``guide.backbone.*``, copied from the estimator checkpoint of ``model.guide_backbone`` at the start of training),
+so its file is self-contained; it trains on crops (:class:`GuidedCrops`) and encodes with them.
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ from ..config import build_config
 from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..data.json_fields import read_json_file
 from ..data.mpii import load_mpii_json
+from ..data.people import People, coco_people, load_people, real_sample_people
+from ..data.topdown import TopdownAugment, TopdownDataset, imagenet_normalize_torch, topdown_collate
 from ..data.transforms import KeypointAugment
 from ..errors import PosetokError
 from ..metrics import tokens as token_metrics
 from ..metrics.coco import coco_keypoint_eval, keypoint_gt
 from ..metrics.pck import bbox_size, keypoint_errors, pck
 from ..models.pct import PCTDims, PCTTokenizerModel
+from ..models.pct_guide import GuideDims, ImageGuide
 from ..skeletons import Skeleton, get_skeleton
 from .runner import QuantizerTask, fit_run, prepare_run
 
@@ -122,8 +130,120 @@ def load_poses(path: str | None, skeleton: Skeleton, synthetic: int, seed: int) 
     return poses.keypoints, poses.boxes
 
 
+class GuidedCrops(Dataset):
+    """Person crops for an image-guided tokenizer: a :class:`~posetok.data.topdown.TopdownDataset` sample ->
+    ``image`` ``(h, w, 3)`` uint8 crop, ``coords`` ``(K, 2)`` float32 normalised crop coordinates (classic frame:
+    ``u = x_in / w - 0.5``, the frame of :class:`CropTargets`) and ``visible`` ``(K,)`` bool (``v > 0``)."""
+
+    def __init__(self, crops: TopdownDataset) -> None:
+        self.crops = crops
+        self.span = np.asarray(crops.input_size, np.float32)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        sample = self.crops[index]
+        kp = sample["keypoints"]
+        visible = kp[:, 2] > 0
+        coords = np.where(visible[:, None], kp[:, :2] / self.span - 0.5, 0.0).astype(np.float32)
+        return {"image": sample["image"], "coords": coords, "visible": visible}
+
+
+def _guided_people(cfg: DictConfig, part: str) -> People:
+    """The people of ``data.train`` / ``data.val`` with their images, or of the bundled real frames."""
+    d = cfg.data
+    if not d.train:
+        return real_sample_people(part, split=d.real_split)
+    ann, images = (d.train, d.train_images) if part == "train" else (d.val, d.val_images)
+    if not ann:
+        raise PosetokError("data.val: an image-guided tokenizer trained on data.train needs a held-out annotation "
+                           "file with its images (data.val, data.val_images)")
+    if not images:
+        raise PosetokError(f"data.{part}_images: an image-guided tokenizer trains on crops: give the image folder "
+                           f"of {ann}")
+    return load_people(ann, images, cfg.model.skeleton)
+
+
+def build_guided_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+    """Loaders of crops (:class:`GuidedCrops`) for an image-guided tokenizer: MMPose's top-down augmentation
+    (the ``data.augment`` values; ``rot_deg`` as the rotation factor) for training, plain crops for validation."""
+    m, d = cfg.model, cfg.data
+    skeleton = get_skeleton(m.skeleton)
+    size = (int(m.input_size[0]), int(m.input_size[1]))
+    a = d.augment
+    augment = TopdownAugment.for_skeleton(
+        skeleton, size[0] / size[1], flip_prob=a.flip_prob, half_body_prob=a.half_body_prob,
+        shift_factor=a.shift_factor, shift_prob=a.shift_prob, scale_range=tuple(a.scale_range),
+        rot_factor=a.rot_deg, rot_prob=a.rot_prob) if a.enabled else None
+    loaders = []
+    for part in ("train", "val"):
+        people = _guided_people(cfg, part)
+        train = part == "train"
+        if train and len(people) < d.batch_size:
+            raise PosetokError(f"{people.source}: field 'annotations': {len(people)} people, fewer than one batch "
+                               f"of data.batch_size={d.batch_size}")
+        center, crop = box_to_center_scale(people.boxes, size[0] / size[1], m.padding)
+        crops = TopdownDataset(people.image_paths, people.keypoints, center, crop, input_size=size,
+                               flip_index=skeleton.flip_index, augment=augment if train else None, seed=d.seed)
+        workers = d.num_workers if train else 0
+        loaders.append(DataLoader(GuidedCrops(crops), batch_size=d.batch_size if train else 64, shuffle=train,
+                                  drop_last=train, num_workers=workers, collate_fn=topdown_collate,
+                                  persistent_workers=workers > 0))
+    return loaders[0], loaders[1]
+
+
+def resolve_guide(cfg: DictConfig) -> None:
+    """Fill ``model.guide`` (backbone name and channels) of an image-guided config from ``model.guide_backbone``
+    after checking that file: an estimator ``model.ckpt`` with the tokenizer's skeleton and crop frame whose
+    weights give the whole stride-32 map.
+
+    Raises:
+        PosetokError: naming the file and the field otherwise.
+    """
+    m = cfg.model
+    if not m.guide_ratio or not m.guide_backbone:
+        return
+    path = m.guide_backbone
+    obj = checkpoint.read_checkpoint(path)
+    if obj.get("format") not in ("posetok.estimator", "posetok.pct_estimator"):
+        raise PosetokError(f"{path}: field 'format': expected a heatmap-trained estimator's model.ckpt "
+                           f"(posetok.estimator), got {obj.get('format')!r}")
+    try:
+        skeleton, backbone, crop = obj["skeleton"], obj["dims"]["backbone"], obj["crop"]
+    except KeyError as e:
+        raise PosetokError(f"{path}: field {e}: missing") from None
+    if skeleton != m.skeleton:
+        raise PosetokError(f"{path}: field 'skeleton': the guide backbone was trained on '{skeleton}', this "
+                           f"tokenizer's model.skeleton is '{m.skeleton}'")
+    if [int(v) for v in crop["input_size"]] != [int(v) for v in m.input_size]:
+        raise PosetokError(f"{path}: field 'crop.input_size': the guide backbone reads {list(crop['input_size'])} "
+                           f"crops, this tokenizer's model.input_size is {list(m.input_size)}")
+    if abs(float(crop["padding"]) - float(m.padding)) > 1e-9:
+        raise PosetokError(f"{path}: field 'crop.padding': the guide backbone's crops are padded by "
+                           f"{float(crop['padding']):g}, this tokenizer's model.padding is {float(m.padding):g}")
+    guide = ImageGuide(GuideDims(float(m.guide_ratio), backbone, 0, tuple(m.input_size)), weights=path, source=path)
+    report = guide.backbone.weights_report
+    if report.missing:
+        raise PosetokError(f"{path}: field 'state_dict': {len(report.missing)} weights of the {backbone} stride-32 "
+                           f"map are missing (e.g. {report.missing[0]})")
+    m.guide.backbone, m.guide.channels = backbone, guide.channels
+
+
+def tokenizer_dims(m: Any) -> PCTDims:
+    """The network dims of a resolved config's ``model`` section (a dict or DictConfig), the guide included."""
+    d = OmegaConf.to_container(m) if OmegaConf.is_config(m) else dict(m)
+    guide = d.get("guide") or {}
+    dims = PCTDims.from_dict({s: d[s] for s in ("encoder", "decoder", "codebook")})
+    dims.guide = GuideDims(float(d.get("guide_ratio") or 0.0), guide.get("backbone"), int(guide.get("channels") or 0),
+                           tuple(d["input_size"]))
+    return dims
+
+
 def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
-    """Training (augmented, shuffled) and validation loaders of a resolved config."""
+    """Training (augmented, shuffled) and validation loaders of a resolved config (crops when image-guided)."""
+    if cfg.model.guide_ratio > 0:
+        return build_guided_loaders(cfg)
     skeleton = get_skeleton(cfg.model.skeleton)
     aspect = cfg.model.input_size[0] / cfg.model.input_size[1]
     a = cfg.data.augment
@@ -158,8 +278,10 @@ class TokenizerTask(QuantizerTask):
 
     def configure_model(self) -> None:
         if self.model is None:
-            dims = PCTDims.from_dict(OmegaConf.to_container(self.cfg.model))  # type: ignore[arg-type]
-            self.model = PCTTokenizerModel(self.skeleton.num_joints, dims)
+            dims = tokenizer_dims(self.cfg.model)
+            # the guide's weights: the estimator checkpoint (resuming then loads the same from last.ckpt)
+            weights = self.cfg.model.get("guide_backbone") if dims.guide.enabled else None
+            self.model = PCTTokenizerModel(self.skeleton.num_joints, dims, guide_weights=weights)
 
     @property
     def quantizing(self) -> bool:
@@ -176,7 +298,8 @@ class TokenizerTask(QuantizerTask):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.model is not None
-        out = self.model(batch["coords"], batch["visible"], quantize=self.quantizing)
+        images = imagenet_normalize_torch(batch["image"]) if "image" in batch else None  # guided: the crops
+        out = self.model(batch["coords"], batch["visible"], quantize=self.quantizing, images=images)
         w = batch["visible"].float()
         per_joint = F.smooth_l1_loss(out["recon"], batch["coords"], beta=self.cfg.loss.beta, reduction="none")
         joint_loss = (per_joint.sum(-1) * w).sum() / w.sum().clamp(min=1.0)
@@ -224,6 +347,8 @@ class TokenizerTask(QuantizerTask):
 
 
 def _build(path: Path, payload: dict[str, Any], batch_size: int | None) -> PCTCodec:
+    if (payload["dims"].get("guide") or {}).get("ratio", 0) and not (payload["dims"]["guide"].get("backbone")):
+        raise PosetokError(f"{path}: field 'dims.guide.backbone': missing for an image-guided tokenizer")
     try:
         skeleton = get_skeleton(payload["skeleton"])
         model = PCTTokenizerModel(skeleton.num_joints, PCTDims.from_dict(payload["dims"]))
@@ -243,7 +368,7 @@ def _from_lightning(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": KIND.format, "format_version": KIND.format_version, "kind": m["kind"], "skeleton": m["skeleton"],
         "num_joints": get_skeleton(m["skeleton"]).num_joints,
-        "dims": {s: m[s] for s in ("encoder", "decoder", "codebook")},
+        "dims": tokenizer_dims(m).to_dict(),
         "codec": {"input_size": m["input_size"], "padding": m["padding"]},
         "state_dict": checkpoint.lightning_weights(obj), "config": cfg, "meta": {"global_step": obj.get("global_step")},
     }
@@ -297,13 +422,39 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
     """
     cfg = build_config(TASK, config)
     prepare_run(cfg)
+    resolve_guide(cfg)
     train_loader, val_loader = build_loaders(cfg)
     task = TokenizerTask(OmegaConf.to_container(cfg))  # type: ignore[arg-type]
     return fit_run(cfg, task, train_loader, val_loader, _WriteModel(Path(cfg.out), cfg), callbacks)
 
 
-def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tuple[dict[str, Any], dict]:
-    """Reconstruct every annotated person of ``data`` and score it.
+def _encode_people(codec: PCTCodec, data: CocoKeypoints, images: str | Path | None) -> np.ndarray:
+    """Tokens ``(N, M)`` of every annotated person (an image-guided codec: with the crops of ``images``, read a
+    chunk of people at a time)."""
+    if not codec.guided:
+        return codec.encode(data.keypoints, data.boxes)
+    if images is None:
+        raise PosetokError("--images: this tokenizer is image-guided (model.guide_ratio > 0): give the image "
+                           f"folder of {data.path}")
+    from ..data.images import read_image
+
+    paths = coco_people(data, images).image_paths
+    out = []
+    for i in range(0, len(data), 256):
+        rows = range(i, min(i + 256, len(data)))
+        cache: dict[Path, np.ndarray] = {}  # people of one image share its decoding
+        for r in rows:
+            if paths[r] not in cache:
+                cache[paths[r]] = read_image(paths[r])
+        pictures = [cache[paths[r]] for r in rows]
+        out.append(codec.encode(data.keypoints[i:rows.stop], data.boxes[i:rows.stop], images=pictures))
+    return np.concatenate(out) if out else np.zeros((0, codec.num_tokens), np.int64)
+
+
+def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05, images: str | Path | None = None
+             ) -> tuple[dict[str, Any], dict]:
+    """Reconstruct every annotated person of ``data`` and score it; ``images``: the image folder of ``data``,
+    needed (and only allowed) when ``codec`` is image-guided.
 
     Returns the metrics and the arrays behind them (``tokens``, ``recon``, ``errors``). Reconstructions use
     each annotation's box; OKS-AP scores them (pycocotools) against the same people's annotations (their
@@ -312,8 +463,11 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
     if data.skeleton.num_joints != codec.skeleton.num_joints:
         raise PosetokError(f"{data.path}: field 'annotations[0].keypoints': {data.skeleton.num_joints} joints, "
                            f"the checkpoint's skeleton '{codec.skeleton.name}' has {codec.skeleton.num_joints}")
+    if images is not None and not codec.guided:
+        raise PosetokError("--images: applies to image-guided tokenizers and estimators; this tokenizer reads "
+                           "keypoints alone")
     t0 = time.perf_counter()
-    tokens = codec.encode(data.keypoints, data.boxes)
+    tokens = _encode_people(codec, data, images)
     recon = codec.decode(tokens, data.boxes)
     seconds = time.perf_counter() - t0
     errors = keypoint_errors(recon, data.keypoints)
@@ -348,16 +502,17 @@ def evaluate(codec: PCTCodec, data: CocoKeypoints, pck_thr: float = 0.05) -> tup
 
 def evaluate_file(codec: PCTCodec, data: str | Path, visualize: str | Path | None = None,
                   pck_threshold: float | None = None, num_quantizers: int | None = None,
-                  animation: str | None = None) -> dict[str, Any]:
+                  animation: str | None = None, images: str | Path | None = None) -> dict[str, Any]:
     """``posetok eval``: score ``codec`` on a COCO keypoint file (:func:`evaluate`; ``pck_threshold`` of the box
-    size, default 0.05); with ``visualize``, also write ``reconstructions.png``, ``codebook_usage.png`` and
-    ``error_per_joint.png`` there. ``num_quantizers`` and ``animation`` apply to sequence tokenizers only."""
+    size, default 0.05; ``images``: the image folder, for an image-guided tokenizer); with ``visualize``, also
+    write ``reconstructions.png``, ``codebook_usage.png`` and ``error_per_joint.png`` there. ``num_quantizers``
+    and ``animation`` apply to sequence tokenizers only."""
     for flag, value in (("--num-quantizers", num_quantizers), ("--animation", animation)):
         if value is not None:
             raise PosetokError(f"{flag}: applies to sequence tokenizers only; this checkpoint is a pose (PCT) "
                                "tokenizer")
     coco = load_coco_keypoints(data, skeleton=codec.skeleton.name)
-    metrics, arrays = evaluate(codec, coco, 0.05 if pck_threshold is None else pck_threshold)
+    metrics, arrays = evaluate(codec, coco, 0.05 if pck_threshold is None else pck_threshold, images)
     if visualize:
         from ..viz import save_codebook_usage, save_error_per_joint, save_reconstruction_grid
 
@@ -369,13 +524,15 @@ def evaluate_file(codec: PCTCodec, data: str | Path, visualize: str | Path | Non
     return metrics
 
 
-def tokenize_file(codec: PCTCodec, source: str | Path, output: str | Path) -> str:
-    """``posetok tokenize``: every annotated person of a COCO keypoint file -> a token ``.npz``; returns the
-    line to print."""
+def tokenize_file(codec: PCTCodec, source: str | Path, output: str | Path, images: str | Path | None = None) -> str:
+    """``posetok tokenize``: every annotated person of a COCO keypoint file -> a token ``.npz`` (``images``: the
+    image folder, for an image-guided tokenizer); returns the line to print."""
     from ..data.tokens import save_tokens
 
     data = load_coco_keypoints(source, skeleton=codec.skeleton.name)
-    tokens = codec.encode(data.keypoints, data.boxes)
+    if images is not None and not codec.guided:
+        raise PosetokError("--images: applies to image-guided tokenizers; this tokenizer reads keypoints alone")
+    tokens = _encode_people(codec, data, images)
     save_tokens(output, tokens, data.boxes, data.image_ids, data.ann_ids, codec.skeleton.name,
                 codec.codebook_size, list(data.images.values()))
     return f"{len(tokens)} people -> {tokens.shape[1]} tokens each ({codec.codebook_size} codes): {output}"

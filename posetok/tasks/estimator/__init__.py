@@ -43,6 +43,7 @@ from ...codecs.heatmap import build_heatmap_codec
 from ...codecs.pct_tokens import PCTTokenCodec
 from ...config import build_config
 from ...data.mpii import load_mpii_head_boxes
+from ...data.people import People, load_people, real_sample_people
 from ...data.topdown import TopdownAugment
 from ...errors import PosetokError
 from ...models.estimator import EstimatorDims, build_estimator
@@ -53,16 +54,7 @@ from .inference import infer_file
 from .module import EstimatorTask, codec_spec, config_dict, estimator_dims
 from .pct import check_tokenizer, load_tokenizer, pct_codec
 from .predictor import TopdownEstimator
-from .samples import (
-    EncodedCrops,
-    People,
-    collate,
-    crop_frames,
-    load_people,
-    real_sample_people,
-    synthetic_crops,
-    train_loader,
-)
+from .samples import EncodedCrops, collate, crop_frames, synthetic_crops, train_loader
 
 TASK = "estimator"
 

@@ -14,13 +14,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...data.occlusion import occlude_crops
+from ...data.people import People
 from ...data.topdown import TopdownDataset
 from ...errors import PosetokError
 from ...metrics.coco import coco_keypoint_eval, keypoint_gt
 from ...metrics.coco_results import group_nms, rescore, score_results
 from ...metrics.mpii_eval import pckh_report
 from .predictor import TopdownEstimator, to_image
-from .samples import People, crop_frames
+from .samples import crop_frames
 
 
 def _collate(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:

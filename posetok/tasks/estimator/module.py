@@ -29,6 +29,7 @@ def estimator_dims(cfg: Any) -> EstimatorDims:
                                       "hidden_inter_dim", "dropout")}
         return EstimatorDims(backbone=m.backbone.name, head="pct", num_joints=get_skeleton(m.skeleton).num_joints,
                              input_size=(int(m.input_size[0]), int(m.input_size[1])), highest_only=False,
+                             lowest_only=True,
                              drop_path=m.backbone.drop_path, pct=head, tokenizer=pct_decoder_dims(cfg))
     return EstimatorDims(backbone=m.backbone.name, head=m.head.kind, num_joints=get_skeleton(m.skeleton).num_joints,
                          input_size=(int(m.input_size[0]), int(m.input_size[1])),
@@ -112,8 +113,11 @@ class EstimatorTask(TimedTask):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.model is not None
-        out = self.model(imagenet_normalize_torch(batch["image"]))
+        images = imagenet_normalize_torch(batch["image"])
+        out = self.model(images)
         if self.pct:
+            if "tokens" not in batch:  # an image-guided tokenizer: its ids need the crops, computed here
+                batch["tokens"] = self.codec.tokens_for(batch["coords"], batch["target_weights"] > 0, images)
             lo = self.cfg.loss
             return pct_losses(out, batch, tuple(self.cfg.model.input_size), lo.token, lo.joint, lo.joint_beta)
         weights = batch["target_weights"]
@@ -167,9 +171,15 @@ class EstimatorTask(TimedTask):
         hits = {1: 0.0, 5: 0.0}
         n = 0
         for batch in self.val_tokens:
-            logits = self.model(imagenet_normalize_torch(batch["image"].to(self.device)))["logits"]
-            acc = token_accuracy(logits.float(), batch["tokens"].to(self.device), (1, 5))
-            m = batch["tokens"].numel()
+            images = imagenet_normalize_torch(batch["image"].to(self.device))
+            logits = self.model(images)["logits"]
+            if "tokens" in batch:
+                tokens = batch["tokens"].to(self.device)
+            else:  # image-guided tokenizer
+                coords = batch["coords"].to(self.device)
+                tokens = self.codec.tokens_for(coords, batch["target_weights"].to(self.device) > 0, images)
+            acc = token_accuracy(logits.float(), tokens, (1, 5))
+            m = tokens.numel()
             hits = {k: hits[k] + float(acc[k]) * m for k in hits}
             n += m
         self.model.train(was)
