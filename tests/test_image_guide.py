@@ -210,3 +210,23 @@ def test_info_counts_the_guide_apart(guided, capsys):
     code, out, err = run(capsys, "info", guided / "config.yaml", "--json")
     assert code == 0, err
     assert json.loads(out)["guide_parameters"] == guide and json.loads(out)["parameters"] == total - guide
+
+
+def test_guided_ids_ignore_the_training_autocast(guided):
+    """Under bf16 autocast (precision: auto on this CPU) the target ids are still the float32 ones."""
+    from posetok.config import load_config
+    from posetok.tasks.estimator.pct import load_tokenizer, pct_codec
+
+    from .conftest import ROOT
+
+    cfg = load_config(ROOT / "configs/pct/pct_small_real.yaml", ["model.input_size=[64,64]",
+                                                                  f"model.tokenizer={guided / 'model.ckpt'}"])
+    codec = pct_codec(cfg, load_tokenizer(guided / "model.ckpt"))
+    ref = posetok.load(guided / "model.ckpt")
+    data, pictures, n = _people(16)
+    crops = ref.cut_crops(pictures, data.boxes[:n])
+    coords, visible = (torch.from_numpy(a) for a in ref.targets(data.keypoints[:n], data.boxes[:n]))
+    images = imagenet_normalize_torch(torch.from_numpy(crops))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ids = codec.tokens_for(coords, visible, images)
+    np.testing.assert_array_equal(ids.numpy(), ref.encode(data.keypoints[:n], data.boxes[:n], crops=crops))

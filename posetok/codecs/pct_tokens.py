@@ -152,7 +152,7 @@ class PCTTokenCodec:
     def tokens_for(self, coords: Tensor, visible: Tensor, images: Tensor) -> Tensor:
         """The token ids ``(B, M)`` int64 of an image-guided tokenizer, on the device of the inputs: ``coords``
         ``(B, K, 2)`` normalised, ``visible`` ``(B, K)`` bool and ``images`` ``(B, 3, H, W)`` the normalised crops
-        (the encoder and guide move to that device on first use)."""
+        (the encoder and guide move to that device on first use), computed in float32 under any autocast."""
         if self.encoder is None or self.guide is None:
             raise PosetokError("codec: tokens_for needs an image-guided tokenizer's encoder and guide")
         device = coords.device
@@ -160,7 +160,9 @@ class PCTTokenCodec:
             self.encoder.to(device)
             self.guide.to(device)
             self.guide_device = device
-        return self.encoder(coords.float(), visible, self.guide(images.float(), coords.float()))
+        # float32 whatever the training precision: the ids must be those the tokenizer itself gives
+        with torch.autocast(device.type, enabled=False):
+            return self.encoder(coords.float(), visible, self.guide(images.float(), coords.float()))
 
     # -- decoding --------------------------------------------------------------------------------------
     def person_scores(self, outputs: Mapping[str, Any]) -> np.ndarray:

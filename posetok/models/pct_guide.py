@@ -61,7 +61,8 @@ def joint_features(fmap: torch.Tensor, coords: torch.Tensor, input_size: tuple[i
 
 class ImageGuide(nn.Module):
     """Frozen backbone + nearest-cell lookup: ``forward(images (B, 3, H, W) normalised, coords (B, K, 2))`` ->
-    ``(B, K, C)`` float32. Always in eval mode (batch-norm statistics as trained); no gradients.
+    ``(B, K, C)`` float32, computed in float32 under any autocast. Always in eval mode (batch-norm statistics as
+    trained); no gradients.
 
     Args:
         dims: the guide (``backbone``, ``input_size``).
@@ -85,7 +86,10 @@ class ImageGuide(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        fmap = self.backbone(images)[-1]
+        # float32 under any training autocast: the features (and so the tokens) a guided tokenizer learns from
+        # are then the ones its codec computes at test time
+        with torch.autocast(images.device.type, enabled=False):
+            fmap = self.backbone(images.float())[-1]
         return joint_features(fmap, coords, self.input_size).float()
 
 
