@@ -172,6 +172,27 @@ def test_frozen_backbone_from_a_heatmap_estimator(tmp_path, tokenizer64, capsys)
         torch.testing.assert_close(got[k], source[k], msg=k)
 
 
+def test_backbone_handed_over_is_checked(tmp_path, tokenizer64, capsys):
+    """model.backbone.weights from an earlier stage: an estimator of the same skeleton and crop frame; frozen, it
+    must hold every backbone weight. Each violation is a one-line error naming the file and the field."""
+    heatmap = train_tiny(tmp_path / "heatmap", max_steps=1)
+    cfg = tmp_path / "pct.yaml"
+    cfg.write_text(PCT_YAML)
+    obj = torch.load(heatmap, map_location="cpu", weights_only=True)
+    obj["crop"]["input_size"] = [96, 96]
+    torch.save(obj, tmp_path / "other_frame.ckpt")
+    partial = {k: v for k, v in obj["state_dict"].items() if k.startswith("backbone.conv1")}
+    torch.save(partial, tmp_path / "partial.pth")
+    cases = [(tmp_path / "other_frame.ckpt", [], "field 'crop'"),
+             (tokenizer64, [], "field 'format'"),
+             (tmp_path / "partial.pth", ["model.backbone.frozen=true"], "field 'state_dict': model.backbone.frozen")]
+    for i, (weights, extra, message) in enumerate(cases):
+        code, _, err = run(capsys, "train", cfg, f"out={tmp_path / str(i)}", f"model.tokenizer={tokenizer64}",
+                           f"model.backbone.weights={weights}", *extra)
+        assert code == 2 and "Traceback" not in err and str(weights) in err and message in err, err
+        assert not (tmp_path / str(i) / "model.ckpt").exists()
+
+
 def test_mismatched_or_missing_tokenizer_is_a_one_line_error(tmp_path, tokenizer64, capsys):
     cfg = tmp_path / "pct.yaml"
     cfg.write_text(PCT_YAML)

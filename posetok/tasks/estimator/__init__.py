@@ -203,6 +203,7 @@ def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | Non
         codec: Any = pct_codec(cfg, tokenizer)  # checks the tokenizer's skeleton, input size and padding
     else:
         codec = build_heatmap_codec(codec_spec(cfg))
+    check_backbone_weights(cfg)
     augment = augmentation(cfg)
     synthetic = (synthetic_crops(train_people, d.synthetic, tuple(d.synthetic_size), tuple(m.input_size), m.padding,
                                  codec.udp, augment, d.seed) if d.synthetic else None)
@@ -268,6 +269,40 @@ def evaluate_file(est: TopdownEstimator, data: str | Path, images: str | Path | 
     if visualize:
         save_visuals(visualize, est, people, arrays["preds"])
     return metrics
+
+
+def check_backbone_weights(cfg: DictConfig) -> None:
+    """``model.backbone.weights`` handed over from an earlier posetok stage: an estimator ``model.ckpt`` with this
+    config's skeleton and crop frame; with ``model.backbone.frozen``, one that holds every weight of the backbone
+    (a frozen backbone with weights left at their initial values would be noise). Plain timm / ImageNet state
+    dicts pass unchecked here (their loading reports what they lack).
+
+    Raises:
+        PosetokError: naming the file and the field.
+    """
+    m, path = cfg.model, cfg.model.backbone.weights
+    if not path or str(path).endswith(".safetensors"):
+        return
+    obj = checkpoint.read_checkpoint(path)
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("posetok."):
+        if fmt not in (KIND.format, PCT_KIND.format):
+            raise PosetokError(f"{path}: field 'format': model.backbone.weights takes an estimator's model.ckpt or "
+                               f"a timm / ImageNet state dict, not a {fmt} checkpoint")
+        crop = obj.get("crop") or {}
+        if obj.get("skeleton") != m.skeleton:
+            raise PosetokError(f"{path}: field 'skeleton': '{obj.get('skeleton')}', this config's model.skeleton is "
+                               f"'{m.skeleton}'")
+        if [int(v) for v in crop.get("input_size", ())] != [int(v) for v in m.input_size] or \
+                abs(float(crop.get("padding", 0.0)) - float(m.padding)) > 1e-9:
+            raise PosetokError(f"{path}: field 'crop': trained on {crop.get('input_size')} crops padded by "
+                               f"{crop.get('padding')}, this config's are {list(m.input_size)} padded by {m.padding}")
+    if m.backbone.frozen:
+        report = build_estimator(estimator_dims(cfg), weights=path, source=path).backbone.weights_report
+        if report is not None and report.missing:
+            raise PosetokError(f"{path}: field 'state_dict': model.backbone.frozen, but {len(report.missing)} "
+                               f"weights of the {m.backbone.name} backbone are not in the file (first: "
+                               f"{report.missing[0]})")
 
 
 def convert_mmpose(source: str | Path, config: str | Path, output: str | Path) -> dict[str, Any]:
