@@ -230,3 +230,15 @@ def test_guided_ids_ignore_the_training_autocast(guided):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ids = codec.tokens_for(coords, visible, images)
     np.testing.assert_array_equal(ids.numpy(), ref.encode(data.keypoints[:n], data.boxes[:n], crops=crops))
+
+
+def test_bench_estimator_on_a_guided_tokenizer(guided, heatmap64, tmp_path, capsys):
+    """Both loops compute the guided ids on each step (the frozen guide is work any loop does)."""
+    cfg = tmp_path / "pct.yaml"
+    cfg.write_text(PCT_YAML)
+    code, out, err = run(capsys, "bench", "estimator", "--config", cfg, "--seconds", 0.2, "--batch", 2,
+                         "--train-batch", 4, "--workers", 0, f"model.tokenizer={guided / 'model.ckpt'}",
+                         f"model.backbone.weights={heatmap64}", "model.backbone.frozen=true")
+    assert code == 0, err
+    training = json.loads(out)["training"]
+    assert training["posetok_synthetic_images_per_s"] > 0 and training["plain_synthetic_images_per_s"] > 0

@@ -94,6 +94,13 @@ def bench_estimator(cfg: Any, batch: int = 32, train_batch: int = 16, seconds: f
     pipe_rate = _pipeline_rate(loader.dataset, max(2.0, seconds / 2))
     loader_rate, batches = _loader_rate(loader, 4)
     fixed = {k: v.to(dev) for k, v in batches[0].items()}
+    guided = m.head.kind == "pct" and "tokens" not in fixed
+
+    def plain_targets() -> torch.Tensor:
+        # an image-guided tokenizer's ids need its frozen guide on each batch: work any loop does, posetok's too
+        if not guided:
+            return fixed["tokens"]
+        return task.codec.tokens_for(fixed["coords"], fixed["target_weights"] > 0, images_f)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     images_f = torch.randn(train_batch, 3, h, w, device=dev)
@@ -112,7 +119,7 @@ def bench_estimator(cfg: Any, batch: int = 32, train_batch: int = 16, seconds: f
         with autocast:
             if pct:
                 logits = model(images_f)["logits"]
-                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), fixed["tokens"].flatten())
+                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), plain_targets().flatten())
             else:
                 out = model(images_f)["heatmaps"]
                 loss = torch.nn.functional.mse_loss(out.float(), fixed["heatmaps"])

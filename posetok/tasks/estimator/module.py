@@ -117,7 +117,8 @@ class EstimatorTask(TimedTask):
         out = self.model(images)
         if self.pct:
             if "tokens" not in batch:  # an image-guided tokenizer: its ids need the crops, computed here
-                batch["tokens"] = self.codec.tokens_for(batch["coords"], batch["target_weights"] > 0, images)
+                tokens = self.codec.tokens_for(batch["coords"], batch["target_weights"] > 0, images)
+                batch = {**batch, "tokens": tokens}  # the caller's batch stays as it was
             lo = self.cfg.loss
             return pct_losses(out, batch, tuple(self.cfg.model.input_size), lo.token, lo.joint, lo.joint_beta)
         weights = batch["target_weights"]
