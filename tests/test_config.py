@@ -135,3 +135,16 @@ def test_precision_auto_resolves_for_the_machine(monkeypatch, gpu, bf16_gpu, bf1
     assert resolve_precision(fixed) == "32-true"
     seq = load_config(None, ["task=sequence", f"trainer.accelerator={accelerator}"])
     assert resolve_precision(seq) == expected  # the same rule for every task
+
+
+def test_grid_dropout_values_are_checked():
+    from posetok.tasks.estimator import augmentation
+
+    cfg = load_config(ROOT / "configs/pct/pct_base_classifier_coco_256x256.yaml")
+    aug = augmentation(cfg)
+    assert (aug.grid_dropout_prob, aug.grid_unit, aug.grid_ratio) == (0.5, (10, 40), 0.5)
+    assert augmentation(load_config(ROOT / "configs/estimator/small_real.yaml")).grid_dropout_prob == 0.0
+    for override, field in (("data.augment.grid_dropout=1.5", "data.augment.grid_dropout"),
+                            ("data.augment.grid_unit=[40,10]", "data.augment.grid_unit")):
+        with pytest.raises(PosetokError, match=f"field '{field}'"):
+            load_config(ROOT / "configs/estimator/small_real.yaml", [override])

@@ -240,3 +240,11 @@ def test_shipped_pct_configs_chain():
         assert list(g.model.input_size) == list(heatmap.model.input_size) == list(classifier.model.input_size)
         assert g.model.padding == heatmap.model.padding == classifier.model.padding
     assert load_config(ROOT / "configs/pct/pct_base_tokenizer_imgguide_coco.yaml").data.train_images
+    # the official chain: guided tokenizers, grid dropout (p 0.5, units of 10-40 px) on the classifier's crops
+    for name in ("coco", "mpii"):
+        clf = load_config(ROOT / f"configs/pct/pct_base_classifier_{name}_256x256.yaml")
+        tok = load_config(ROOT / f"configs/pct/pct_base_tokenizer_imgguide_{name}.yaml")
+        assert clf.model.tokenizer == f"{tok.out}/model.ckpt" and tok.model.guide_ratio == 0.5
+        assert (clf.data.augment.grid_dropout, list(clf.data.augment.grid_unit)) == (0.5, [10, 40])
+        assert tok.data.augment.grid_dropout == 0.5 and tok.model.skeleton == clf.model.skeleton
+        assert tok.model.guide_backbone == clf.model.backbone.weights

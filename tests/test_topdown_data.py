@@ -199,6 +199,35 @@ def test_colour_jitter_changes_colours_but_not_shape():
     assert np.array_equal(off.color(img, rng), img)
 
 
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(16, 160), w=st.integers(16, 160), seed=st.integers(0, 2**32 - 1),
+       unit=st.tuples(st.integers(2, 20), st.integers(0, 30)))
+def test_grid_dropout_blacks_out_a_regular_grid_of_square_holes(h, w, seed, unit):
+    """The official PCT's grid dropout: holes of int(u * 0.5) px every u px in both directions, nothing else
+    touched; about a quarter of the crop when the crop spans many units."""
+    low, high = unit[0], unit[0] + unit[1]
+    img = np.full((h, w, 3), 200, np.uint8)
+    aug = TopdownAugment.for_skeleton(COCO17, ASPECT, grid_dropout_prob=1.0, grid_unit=(low, high))
+    out = aug.grid_dropout(img, np.random.default_rng(seed))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    dark = out[..., 0] == 0
+    assert set(np.unique(out)) <= {0, 200} and (out == 0).all(-1)[dark].all()
+    ys, xs = np.nonzero(dark)
+    assert len(ys) > 0
+    # the holes form a lattice: each dark row (column) repeats every u rows (columns) with the same run
+    rows = sorted(set(ys.tolist()))
+    runs = [r for r in rows if r - 1 not in rows]
+    if len(runs) > 1:
+        period = runs[1] - runs[0]
+        assert low <= period <= high and all(b - a == period for a, b in zip(runs, runs[1:]))
+        hole = max(1, int(period * 0.5))
+        assert all(set(range(r, min(r + hole, h))) <= set(rows) for r in runs)
+        if h >= 8 * high and w >= 8 * high:
+            assert abs(dark.mean() - (hole / period) ** 2) < 0.12
+    off = TopdownAugment.for_skeleton(COCO17, ASPECT)
+    assert off.grid_dropout(img, np.random.default_rng(seed)) is img  # off by default (MMPose's recipes)
+
+
 def test_flip_puts_the_left_wrist_dot_at_the_right_wrist(tmp_path):
     kp = np.zeros((1, 17, 3), np.float32)
     kp[0, 9] = (60.0, 90.0, 2)  # left wrist, where the dot is

@@ -101,6 +101,9 @@ class ImageAugmentConfig:
     rot_factor: float = 80.0
     rot_prob: float = 0.6
     color_jitter: bool = True
+    # the official PCT recipes' grid dropout (TopdownAugment rule 7): probability, unit size range in pixels
+    grid_dropout: float = 0.0
+    grid_unit: list[int] = field(default_factory=lambda: [10, 40])
 
 
 @dataclass
@@ -210,6 +213,13 @@ def resolve_estimator(cfg: DictConfig, source: str = "config") -> DictConfig:
     _one_of(cfg.eval.nms, NMS, "eval.nms", source)
     _one_of(cfg.eval.score_mode, SCORE_MODES, "eval.score_mode", source)
     _one_of(cfg.data.real_split, ("time", "spread"), "data.real_split", source)
+    a = cfg.data.augment
+    if not 0.0 <= a.grid_dropout <= 1.0:
+        raise PosetokError(f"{source}: field 'data.augment.grid_dropout': a probability in [0, 1], got "
+                           f"{a.grid_dropout}")
+    if len(a.grid_unit) != 2 or not 0 < a.grid_unit[0] <= a.grid_unit[1]:
+        raise PosetokError(f"{source}: field 'data.augment.grid_unit': expected [low, high] pixels with 0 < low <= "
+                           f"high, got {list(a.grid_unit)}")
     if cfg.loss.coord > 0 and m.codec.type == "udp" and m.codec.target == "combined":
         raise PosetokError(f"{source}: field 'loss.coord': the integral term reads heatmaps; UDP's combined "
                            "target interleaves offset maps with them")

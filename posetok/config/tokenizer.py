@@ -92,6 +92,7 @@ class AugmentConfig:
     shift_factor: float = 0.16
     shift_prob: float = 0.3
     half_body_prob: float = 0.3
+    grid_dropout: float = 0.0  # image-guided tokenizers only: the official PCT's grid dropout of the crops
     enabled: bool = True
 
 

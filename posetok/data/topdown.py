@@ -190,6 +190,11 @@ class TopdownAugment:
        blends with the crop's mean grey, saturation with each pixel's grey), hue shifted by a fraction of a
        turn uniform in ``[-hue, hue]``. Done on the crop, not the whole image, because it is cheaper;
        contrast therefore uses the crop's mean (black padding included).
+    7. (:meth:`grid_dropout`, on the crop after the colour) with probability ``grid_dropout_prob``, the grid
+       dropout of the official PCT recipe (albumentations' ``GridDropout`` with ``random_offset``): a unit size
+       ``u`` uniform in ``grid_unit``, square holes of ``int(u * grid_ratio)`` pixels set to black at every ``u``
+       pixels in both directions, the grid shifted by a random offset in ``[0, u - hole]``. Off by default
+       (MMPose's recipes have none).
 
     Args:
         flip_index: ``(K,)`` permutation of a horizontal flip (:attr:`Skeleton.flip_index`).
@@ -222,6 +227,9 @@ class TopdownAugment:
         saturation: float = 0.4,
         hue: float = 0.2,
         color_prob: float = 1.0,
+        grid_dropout_prob: float = 0.0,
+        grid_unit: tuple[int, int] = (10, 40),
+        grid_ratio: float = 0.5,
     ) -> None:
         self.flip_index = np.asarray(flip_index, dtype=np.int64)
         k = len(self.flip_index)
@@ -247,6 +255,11 @@ class TopdownAugment:
         self.rot_factor, self.rot_prob = rot_factor, rot_prob
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
         self.color_prob = color_prob
+        if not (0 < grid_unit[0] <= grid_unit[1] and 0 < grid_ratio < 1):
+            raise ValueError(f"grid_unit must be (low, high) with 0 < low <= high and grid_ratio in (0, 1), got "
+                             f"{grid_unit}, {grid_ratio}")
+        self.grid_dropout_prob = grid_dropout_prob
+        self.grid_unit, self.grid_ratio = (int(grid_unit[0]), int(grid_unit[1])), float(grid_ratio)
 
     @classmethod
     def for_skeleton(cls, skeleton: Skeleton, aspect_ratio: float, **kwargs: Any) -> TopdownAugment:
@@ -323,6 +336,20 @@ class TopdownAugment:
                 hsv[..., 0] = cv2.LUT(hsv[..., 0], lut)
                 out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
         return out
+
+    def grid_dropout(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Grid dropout (rule 7) of a ``(h, w, 3)`` uint8 image; returns a new image (or the same one, untouched)."""
+        # albumentations is not a dependency; its GridDropout is a few lines of slicing.
+        if self.grid_dropout_prob <= 0 or rng.random() >= self.grid_dropout_prob:
+            return image
+        unit = int(rng.integers(self.grid_unit[0], self.grid_unit[1] + 1))
+        hole = max(1, int(unit * self.grid_ratio))
+        ox, oy = (int(v) for v in rng.integers(0, unit - hole + 1, size=2))
+        keep = np.ones(image.shape[:2], dtype=bool)
+        for y in range(oy, image.shape[0], unit):
+            for x in range(ox, image.shape[1], unit):
+                keep[y:y + hole, x:x + hole] = False
+        return np.where(keep[..., None], image, np.uint8(0))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(aspect_ratio={self.aspect_ratio:g}, flip_prob={self.flip_prob}, "
@@ -527,7 +554,7 @@ class TopdownDataset(Dataset):
         full = compose(flip_matrix(image.shape[1]), mat) if params.flipped else mat
         crop = warp_image(image, full, self.input_size)
         if self.augment is not None:
-            crop = self.augment.color(crop, rng)
+            crop = self.augment.grid_dropout(self.augment.color(crop, rng), rng)
         sample = {
             "image": crop,
             "keypoints": transform_keypoints(params.keypoints, mat),

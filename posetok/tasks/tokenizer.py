@@ -175,7 +175,7 @@ def build_guided_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
     augment = TopdownAugment.for_skeleton(
         skeleton, size[0] / size[1], flip_prob=a.flip_prob, half_body_prob=a.half_body_prob,
         shift_factor=a.shift_factor, shift_prob=a.shift_prob, scale_range=tuple(a.scale_range),
-        rot_factor=a.rot_deg, rot_prob=a.rot_prob) if a.enabled else None
+        rot_factor=a.rot_deg, rot_prob=a.rot_prob, grid_dropout_prob=a.grid_dropout) if a.enabled else None
     loaders = []
     for part in ("train", "val"):
         people = _guided_people(cfg, part)

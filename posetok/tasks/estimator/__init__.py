@@ -175,7 +175,7 @@ def augmentation(cfg: DictConfig) -> TopdownAugment | None:
         get_skeleton(m.skeleton), m.input_size[0] / m.input_size[1], flip_prob=a.flip_prob,
         half_body_prob=a.half_body_prob, half_body_padding=a.half_body_padding, shift_factor=a.shift_factor,
         shift_prob=a.shift_prob, scale_range=tuple(a.scale_range), rot_factor=a.rot_factor, rot_prob=a.rot_prob,
-        color_prob=1.0 if a.color_jitter else 0.0)
+        color_prob=1.0 if a.color_jitter else 0.0, grid_dropout_prob=a.grid_dropout, grid_unit=tuple(a.grid_unit))
 
 
 def train(config: DictConfig | dict[str, Any], callbacks: list[L.Callback] | None = None) -> Path:
