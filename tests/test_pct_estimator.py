@@ -248,3 +248,5 @@ def test_shipped_pct_configs_chain():
         assert (clf.data.augment.grid_dropout, list(clf.data.augment.grid_unit)) == (0.5, [10, 40])
         assert tok.data.augment.grid_dropout == 0.5 and tok.model.skeleton == clf.model.skeleton
         assert tok.model.guide_backbone == clf.model.backbone.weights
+        hmp = load_config(ROOT / f"configs/pct/swin_b_heatmap_{name}_256x256.yaml")
+        assert hmp.data.augment.grid_dropout == 0.5 and f"{hmp.out}/model.ckpt" == clf.model.backbone.weights

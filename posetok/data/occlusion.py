@@ -1,4 +1,5 @@
-"""Synthetic occluders on person crops: the robustness test of ``posetok eval --occlusion``."""
+"""Synthetic occluders on person crops: the robustness test of ``posetok eval --occlusion``, and the grid dropout
+of the official PCT training augmentation."""
 
 from __future__ import annotations
 
@@ -41,3 +42,25 @@ def occlude_crops(crops: np.ndarray, rng: np.random.Generator, area: tuple[float
         out[i, y0:y0 + bh, x0:x0 + bw] = fill
         blocks[i] = (x0, y0, x0 + bw, y0 + bh)
     return out, blocks
+
+
+def grid_dropout(image: np.ndarray, rng: np.random.Generator, unit_range: tuple[int, int] = (10, 40),
+                 ratio: float = 0.5) -> np.ndarray:
+    """Albumentations' ``GridDropout`` with ``random_offset`` (the official PCT augmentation): a unit size ``u``
+    uniform in ``unit_range`` (inclusive), square holes of ``int(u * ratio)`` pixels set to black every ``u``
+    pixels in both directions, the grid shifted by a random offset in ``[0, u - hole]``.
+
+    Args:
+        image: ``(h, w, 3)`` uint8 (not modified).
+    Returns:
+        A new ``(h, w, 3)`` uint8 image.
+    """
+    # albumentations is not a dependency; its GridDropout is a few lines of slicing.
+    unit = int(rng.integers(unit_range[0], unit_range[1] + 1))
+    hole = max(1, int(unit * ratio))
+    ox, oy = (int(v) for v in rng.integers(0, unit - hole + 1, size=2))
+    keep = np.ones(image.shape[:2], dtype=bool)
+    for y in range(oy, image.shape[0], unit):
+        for x in range(ox, image.shape[1], unit):
+            keep[y:y + hole, x:x + hole] = False
+    return np.where(keep[..., None], image, np.uint8(0))

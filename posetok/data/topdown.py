@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 from ..errors import PosetokError
 from ..skeletons import Skeleton
 from .images import read_image
+from .occlusion import grid_dropout
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 scale (MMPose's data preprocessor)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -339,17 +340,9 @@ class TopdownAugment:
 
     def grid_dropout(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Grid dropout (rule 7) of a ``(h, w, 3)`` uint8 image; returns a new image (or the same one, untouched)."""
-        # albumentations is not a dependency; its GridDropout is a few lines of slicing.
         if self.grid_dropout_prob <= 0 or rng.random() >= self.grid_dropout_prob:
             return image
-        unit = int(rng.integers(self.grid_unit[0], self.grid_unit[1] + 1))
-        hole = max(1, int(unit * self.grid_ratio))
-        ox, oy = (int(v) for v in rng.integers(0, unit - hole + 1, size=2))
-        keep = np.ones(image.shape[:2], dtype=bool)
-        for y in range(oy, image.shape[0], unit):
-            for x in range(ox, image.shape[1], unit):
-                keep[y:y + hole, x:x + hole] = False
-        return np.where(keep[..., None], image, np.uint8(0))
+        return grid_dropout(image, rng, self.grid_unit, self.grid_ratio)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(aspect_ratio={self.aspect_ratio:g}, flip_prob={self.flip_prob}, "
