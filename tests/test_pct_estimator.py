@@ -222,6 +222,11 @@ def test_shipped_pct_configs_chain():
     assert small.model.kind == "pct_estimator" and small.model.codec.type == "pct"
     assert list(tok.model.input_size) == list(small.model.input_size) and tok.model.padding == small.model.padding
     assert small.model.tokenizer == f"{tok.out}/model.ckpt"
+    # the small recipe is the official chain: its backbone is the small heatmap run's, frozen
+    small_hm = load_config(ROOT / "configs/pct/pct_small_heatmap_real.yaml")
+    assert small.model.backbone.weights == f"{small_hm.out}/model.ckpt" and small.model.backbone.frozen
+    assert list(small_hm.model.input_size) == list(small.model.input_size)
+    assert small_hm.model.padding == small.model.padding
     base = load_config(ROOT / "configs/pct/pct_base_classifier_coco_256x256.yaml")
     o = base.optim
     assert (base.model.backbone.name, base.model.backbone.frozen, list(base.model.input_size)) == \
