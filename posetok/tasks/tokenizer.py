@@ -205,6 +205,9 @@ def resolve_guide(cfg: DictConfig) -> None:
     if not m.guide_ratio or not m.guide_backbone:
         return
     path = m.guide_backbone
+    if not Path(path).is_file():
+        raise PosetokError(f"{path}: checkpoint not found (model.guide_backbone: the heatmap-trained estimator "
+                           "that guides this tokenizer; train it first)")
     obj = checkpoint.read_checkpoint(path)
     if obj.get("format") not in ("posetok.estimator", "posetok.pct_estimator"):
         raise PosetokError(f"{path}: field 'format': expected a heatmap-trained estimator's model.ckpt "
