@@ -23,7 +23,17 @@ step train_seq_default $P bench tokenizer --train --config configs/sequence/defa
 step gpu_recipe $P train configs/tokenizer/pct_base_coco17_gpu.yaml out="$OUT/pct_base_gpu" trainer.progress_bar=false
 step gpu_recipe_eval $P eval "$OUT/pct_base_gpu/model.ckpt" --data posetok/assets/real_sample/coco17_sports2d.json \
     --json "$OUT/pct_base_gpu_eval.json"
-# Issue 9: the estimator's training with the real pipeline against synthetic tensors, bf16 (target >= 0.9)
+# Issue 9: the estimator's training with the real pipeline against synthetic tensors, bf16 (target >= 0.9); the
+# bundled real frames stand in for COCO (not on the machine)
+REAL="data.train=null data.val=null data.val_boxes=null"
 step bench_hrnet_w32 $P bench estimator --config configs/estimator/hrnet_w32_coco_256x192.yaml --device cuda \
-    --precision bf16 --batch 64 --train-batch 64 --workers 8 --seconds 10 --json "$OUT/bench_hrnet_w32.json"
+    --precision bf16 --batch 64 --train-batch 64 --workers 8 --seconds 10 --json "$OUT/bench_hrnet_w32.json" $REAL
+# Issue 10: the PCT classifier (SwinV2-B, 256 x 256) training images/s with the backbone frozen and trained, on the
+# targets of the tokenizer the GPU recipe above trained (its weights stand in for the heatmap-trained backbone's)
+PCT="--config configs/pct/pct_base_classifier_coco_256x256.yaml --device cuda --precision bf16 --batch 64
+     --train-batch 32 --workers 8 --seconds 10"  # options first: the key=value overrides come last, together
+TOK="model.tokenizer=$OUT/pct_base_gpu/model.ckpt model.backbone.weights=null"
+step bench_pct_frozen $P bench estimator $PCT --json "$OUT/bench_pct_frozen.json" $TOK $REAL
+step bench_pct_trained $P bench estimator $PCT --json "$OUT/bench_pct_trained.json" $TOK $REAL \
+    model.backbone.frozen=false
 echo "done: $OUT" | tee -a "$OUT/steps.log"
