@@ -77,7 +77,6 @@ class PCTTokenCodec:
         self.score = score
         self.encoder = encoder
         self.guide = guide
-        self.guide_device = torch.device("cpu")  # where tokens_for last moved the encoder and guide
         self._span_t = torch.tensor(self.input_size, dtype=torch.float32)
 
     @classmethod
@@ -156,10 +155,9 @@ class PCTTokenCodec:
         if self.encoder is None or self.guide is None:
             raise PosetokError("codec: tokens_for needs an image-guided tokenizer's encoder and guide")
         device = coords.device
-        if self.guide_device != device:
+        if next(self.guide.parameters()).device != device:
             self.encoder.to(device)
             self.guide.to(device)
-            self.guide_device = device
         # float32 whatever the training precision: the ids must be those the tokenizer itself gives
         with torch.autocast(device.type, enabled=False):
             return self.encoder(coords.float(), visible, self.guide(images.float(), coords.float()))
