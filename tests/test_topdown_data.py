@@ -213,7 +213,9 @@ def test_grid_dropout_blacks_out_a_regular_grid_of_square_holes(h, w, seed, unit
     dark = out[..., 0] == 0
     assert set(np.unique(out)) <= {0, 200} and (out == 0).all(-1)[dark].all()
     ys, xs = np.nonzero(dark)
-    assert len(ys) > 0
+    if 2 * high <= min(h, w):  # the first hole starts within u - hole of the corner: inside the crop
+        assert len(ys) > 0
+    # (a unit wider than the crop may put every hole outside it, as albumentations' GridDropout does)
     # the holes form a lattice: each dark row (column) repeats every u rows (columns) with the same run
     rows = sorted(set(ys.tolist()))
     runs = [r for r in rows if r - 1 not in rows]
