@@ -220,6 +220,28 @@ def test_decode_tensor_matches_decode(name):
     np.testing.assert_allclose(scores_t.numpy(), scores, atol=1e-6)
 
 
+@FAST
+@given(name=st.sampled_from(["dark", "udp"]), seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 0.05, 1.0]))
+def test_newton_step_stays_within_two_cells_of_the_peak(name, seed, scale):
+    # An undertrained head gives flat or saddle-shaped peaks; MMPose's Newton step then sent joints up to 1e6 px
+    # away (measured on uniform noise). posetok steps only at a maximum and at most two cells per axis.
+    codec = CODECS[name]
+    maps = (np.random.default_rng(seed).random((2, 17, HEATMAP[1], HEATMAP[0])) * scale).astype(np.float32)
+    flat = maps.reshape(2, 17, -1).argmax(-1)
+    peak = codec.to_input_coords(np.stack([flat % HEATMAP[0], flat // HEATMAP[0]], -1).astype(np.float32))
+    cell = (np.array(INPUT) - codec.udp) / (np.array(HEATMAP) - codec.udp)
+    for kp in (codec.decode(maps)[0], codec.decode_tensor(torch.from_numpy(maps))[0].numpy()):
+        assert np.all(np.abs(kp[..., :2] - peak) <= 2 * cell + 1e-3)
+
+
+def test_newton_step_refines_a_trained_peak():
+    # the bound leaves a clean peak's sub-pixel step untouched
+    xy = np.array([[[50.3, 70.8], [100.6, 33.1]]], np.float32)
+    for name in ("dark", "udp"):
+        kp, _ = CODECS[name].decode(CODECS[name].encode(with_v(xy))["heatmaps"])
+        assert np.abs(kp[..., :2] - xy).max() < 0.05
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Flip test
 # ----------------------------------------------------------------------------------------------------------

@@ -147,8 +147,9 @@ def _newton(locs: Any, lm: Any, xp: Any, udp: bool) -> Any:
     """One Newton step ``-H^-1 grad`` on log-maps ``lm`` at the integer peaks (DARK / DARK-UDP).
 
     DARK (MMPose ``refine_keypoints_dark``): two-cell second differences, only 2 or more cells from the
-    border, skipped where the Hessian is singular. DARK-UDP (``refine_keypoints_dark_udp``): one-cell
-    differences on the edge-padded map, ``eps * I`` added to the Hessian, no bounds test.
+    border. DARK-UDP (``refine_keypoints_dark_udp``): one-cell differences on the edge-padded map, ``eps * I``
+    added to the Hessian, no bounds test. Both skip the step where the Hessian is not negative definite and
+    clamp it to two cells per axis.
     """
     h, w = lm.shape[-2:]
     take = _take_np if xp is np else _take_t
@@ -169,10 +170,15 @@ def _newton(locs: Any, lm: Any, xp: Any, udp: bool) -> Any:
         dxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
         ok = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
     det = dxx * dyy - dxy * dxy
-    ok = ok & (det != 0)
+    # Beyond MMPose: the step is taken only at a maximum of the quadratic (negative-definite Hessian) and
+    # clamped to two cells per axis, the reach of DARK's differences. MMPose steps wherever det != 0, so a
+    # flat or saddle-shaped peak (an undertrained or occluded joint) sent joints thousands of pixels away; on
+    # trained heads the bound changed no AP (docs/benchmarks.md).
+    ok = ok & (det > 0) & (dxx < 0)
     safe = xp.where(ok, det, det * 0 + 1)
     ox, oy = -(dyy * dx - dxy * dy) / safe, -(dxx * dy - dxy * dx) / safe
-    return locs + xp.stack([xp.where(ok, ox, 0 * ox), xp.where(ok, oy, 0 * oy)], -1)
+    step = xp.stack([xp.where(ok, ox, 0 * ox), xp.where(ok, oy, 0 * oy)], -1)
+    return locs + (np.clip(step, -2.0, 2.0) if xp is np else step.clamp(-2.0, 2.0))
 
 
 # --------------------------------------------------------------------------------------------------------
