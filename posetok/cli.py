@@ -208,38 +208,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_config(args: argparse.Namespace) -> Any:
+    """The config of ``bench TARGET --config CFG``, checked to be of that task."""
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.get("task") != args.target:
+        raise PosetokError(f"{args.config}: field 'task': expected {args.target!r} for bench {args.target}, "
+                           f"got {cfg.get('task')!r}")
+    return cfg
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .io import write_json
 
     if args.target == "estimator":
         from .bench.estimator import bench_estimator
-        from .config import load_config
 
-        cfg = load_config(args.config, args.overrides)
-        if cfg.get("task") != "estimator":
-            raise PosetokError(f"{args.config}: field 'task': expected 'estimator' for bench estimator, "
-                               f"got {cfg.get('task')!r}")
-        result = bench_estimator(cfg, batch=args.batch, train_batch=args.train_batch, seconds=args.seconds,
-                                 device=args.device, workers=args.workers, precision=args.precision)
+        result = bench_estimator(_bench_config(args), batch=args.batch, train_batch=args.train_batch,
+                                 seconds=args.seconds, device=args.device, workers=args.workers,
+                                 precision=args.precision)
     elif args.target == "lifter":
         from .bench.lifter import bench_lifter
-        from .config import load_config
 
-        cfg = load_config(args.config, args.overrides)
-        if cfg.get("task") != "lifter":
-            raise PosetokError(f"{args.config}: field 'task': expected 'lifter' for bench lifter, "
-                               f"got {cfg.get('task')!r}")
-        result = bench_lifter(cfg, batch=args.batch, frames=args.frames, seconds=args.seconds, flip=args.flip)
+        result = bench_lifter(_bench_config(args), batch=args.batch, frames=args.frames, seconds=args.seconds,
+                              flip=args.flip)
     elif args.target == "sequence":
         from .bench import bench_sequence_config
-        from .config import load_config
 
-        cfg = load_config(args.config, args.overrides)
-        if cfg.get("task") != "sequence":
-            raise PosetokError(f"{args.config}: field 'task': expected 'sequence' for bench sequence, "
-                               f"got {cfg.get('task')!r}")
-        result = bench_sequence_config(cfg, batch=args.batch, seconds=args.seconds, frames=args.frames,
-                                       onnx=not args.no_onnx, train_batch=args.train_batch, profile=args.profile)
+        result = bench_sequence_config(_bench_config(args), batch=args.batch, seconds=args.seconds,
+                                       frames=args.frames, onnx=not args.no_onnx, train_batch=args.train_batch,
+                                       profile=args.profile)
     elif args.train:
         from .bench.training import bench_training
         from .config import load_config

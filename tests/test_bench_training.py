@@ -95,3 +95,12 @@ def test_training_bench_errors(tmp_path, capsys):
         bench_training(_tiny_tokenizer(tmp_path), steps=8, block=5)
     code = main(["bench", "tokenizer", "--config", str(ROOT / "configs/tokenizer/pct_small_coco17.yaml")])
     assert code == 2 and "--config: applies with --train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["estimator", "lifter", "sequence"])
+def test_bench_refuses_a_config_of_another_task(target, capsys):
+    cfg = ROOT / "configs/tokenizer/pct_small_coco17.yaml"
+    assert main(["bench", target, "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: field 'task': expected '{target}' for bench {target}, got 'tokenizer'" in err
+    assert "Traceback" not in err
