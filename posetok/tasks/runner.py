@@ -39,6 +39,9 @@ def prepare_run(cfg: DictConfig) -> None:
     keep_freed_memory()
     # Lightning's own use of a deprecated torch API; nothing a posetok user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Lightning logs every n-th step counted across epochs, so a small dataset (5 batches an epoch on the
+    # bundled frames) is still logged; its warning that it is not would mislead.
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
     if t.precision == "auto":
         chosen = resolve_precision(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
