@@ -168,7 +168,7 @@ def fit_run(cfg: DictConfig, task: TimedTask, train_loader: Any, val_loader: Any
     last = out / "last.ckpt"
     trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
     # Lightning's ModelCheckpoint writes last.ckpt on its step schedule; the final state is saved here too.
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # the full state (optimizer, loops): resumable
     if "wandb" in logger_names(cfg):
         import wandb
 
