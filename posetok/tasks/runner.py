@@ -7,6 +7,7 @@ No task lives here; each task module builds its datasets and its Lightning modul
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -30,6 +31,10 @@ class ModelWriter(Protocol):
     def write(self, trainer: L.Trainer, task: Any) -> Path: ...
 
 
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()  # Lightning's tip to install its cloud logger, on every run
+
+
 def prepare_run(cfg: DictConfig) -> None:
     """Process settings before a run: threads, the glibc heap, the seed, and ``trainer.precision: auto``
     resolved for this machine (printed; saved in ``config.yaml``)."""
@@ -42,6 +47,9 @@ def prepare_run(cfg: DictConfig) -> None:
     # Lightning logs every n-th step counted across epochs, so a small dataset (5 batches an epoch on the
     # bundled frames) is still logged; its warning that it is not would mislead.
     warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
+    lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_an_advert not in lightning_info.filters:
+        lightning_info.addFilter(_not_an_advert)
     if t.precision == "auto":
         chosen = resolve_precision(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
