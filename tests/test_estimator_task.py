@@ -201,12 +201,13 @@ def test_predict_shapes_frames_and_types(est, run):
     poses = est.predict(image, boxes)
     assert isinstance(poses, np.ndarray) and poses.dtype == np.float32 and poses.shape == (2, 17, 3)
     assert np.isfinite(poses).all()
-    # Joints lie in their box's crop: the box padded by 1.25 to the input's aspect ratio (square here). Not all:
-    # on the near-flat maps of 4 training steps DARK's Newton step may overshoot the crop (as in MMPose).
+    # Joints lie in their box's crop (the box padded by 1.25 to the input's square aspect ratio), give or take the
+    # two heatmap cells DARK's bounded Newton step may move them past the peak, even on the near-flat maps of 4
+    # training steps (MMPose's unbounded step could throw them anywhere).
     for pose, (x, y, w, h) in zip(poses, boxes):
-        half = 1.25 * max(w, h) / 2
-        inside = (np.abs(pose[:, 0] - (x + w / 2)) <= half) & (np.abs(pose[:, 1] - (y + h / 2)) <= half)
-        assert inside.sum() >= 12
+        half, cell = 1.25 * max(w, h) / 2, 1.25 * max(w, h) / est.codec.heatmap_size[0]
+        assert np.all(np.abs(pose[:, 0] - (x + w / 2)) <= half + 2 * cell + 1e-3)
+        assert np.all(np.abs(pose[:, 1] - (y + h / 2)) <= half + 2 * cell + 1e-3)
     # boxes=None is one person filling the image; a list and a single box work too
     whole = est.predict(image)
     np.testing.assert_array_equal(whole, est.predict(image, [[0, 0, image.shape[1], image.shape[0]]]))

@@ -1,3 +1,4 @@
+import csv
 import time
 from pathlib import Path
 
@@ -119,6 +120,29 @@ def test_csv_and_offline_wandb_loggers_record_the_metrics(tmp_path, monkeypatch)
     log = log_file.read_bytes()
     assert log.count(b"train/error_px") >= 3 and log.count(b"val/error_px") >= 2 and b"posetok-test" in log
     assert not (out / "tb").exists()
+
+
+def test_a_resumed_run_continues_its_csv_metrics(tmp_path):
+    # Lightning's CSV writer deletes metrics.csv when its folder is not empty: resuming lost the first session.
+    args = ("trainer.logger=csv", "trainer.log_every_n_steps=4", "trainer.val_every_n_steps=6",
+            "data.synthetic_train=1000", "data.batch_size=64", "optim.vq_start_step=4")
+    train(tiny_config(tmp_path, "trainer.max_steps=12", *args))
+    metrics = tmp_path / "csv" / "metrics.csv"
+    # a row logged after last.ckpt was written (a crash before the next checkpoint): the resumed run logs it again
+    rows = list(csv.DictReader(metrics.open()))
+    train_row = next(r for r in reversed(rows) if r.get("train/error_px"))
+    with metrics.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([*rows, {**train_row, "step": "15", "train/error_px": "999"}])
+    train(tiny_config(tmp_path, "trainer.max_steps=20", *args))
+    rows = list(csv.DictReader(metrics.open()))
+    val_steps = [int(r["step"]) for r in rows if r.get("val/error_px")]
+    train_steps = [int(r["step"]) for r in rows if r.get("train/error_px")]
+    # both sessions' validations, in order (Lightning counts the resumed session's interval from its restart)
+    assert val_steps[:2] == [5, 11] and len(val_steps) == 3 and 11 < val_steps[2] < 20, val_steps
+    assert train_steps == sorted(set(train_steps)) and train_steps[:3] == [3, 7, 11] and train_steps[-1] > 12
+    assert all(r["train/error_px"] != "999" for r in rows)  # the stale row gave way to the resumed run's
 
 
 def test_unknown_logger_is_a_one_line_error():

@@ -7,6 +7,7 @@ No task lives here; each task module builds its datasets and its Lightning modul
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 
 import lightning as L
 import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import resolve_precision, save_config
@@ -102,6 +105,44 @@ def _wandb_online(mode: str) -> bool:
         return False
 
 
+class _ResumedMetricsWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that a resumed run continues ``metrics.csv`` instead of deleting it.
+
+    Lightning deletes the file whenever its folder is not empty, so resuming a run lost every value logged
+    before. Here the old rows stay; those at or after the first step logged now (logged after the checkpoint the
+    run resumed from) are dropped, so that each step appears once.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        self._resumed_rows: list[dict[str, str]] | None = None
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                reader = csv.DictReader(f)
+                self._resumed_rows = list(reader)
+                self.metrics_keys = sorted(reader.fieldnames or [])
+
+    def save(self) -> None:
+        if self._resumed_rows is not None and self.metrics:
+            first = min(int(m["step"]) for m in self.metrics if "step" in m)
+            kept = [r for r in self._resumed_rows if not r.get("step") or int(float(r["step"])) < first]
+            self._resumed_rows = None
+            with self._fs.open(self.metrics_file_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+        super().save()
+
+
+class _ResumingCSVLogger(L.pytorch.loggers.CSVLogger):
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumedMetricsWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 def make_loggers(cfg: DictConfig, out: Path) -> list[Any]:
     """The Lightning loggers ``trainer.logger`` names, writing under ``out``: TensorBoard in ``tb/``, CSV in
     ``csv/metrics.csv``, W&B in ``wandb/`` (offline runs sync later with ``wandb sync out/wandb/offline-run-*``)."""
@@ -110,7 +151,7 @@ def make_loggers(cfg: DictConfig, out: Path) -> list[Any]:
         if name == "tensorboard":
             loggers.append(L.pytorch.loggers.TensorBoardLogger(out, name="tb", version=""))
         elif name == "csv":
-            loggers.append(L.pytorch.loggers.CSVLogger(out, name="csv", version=""))
+            loggers.append(_ResumingCSVLogger(out, name="csv", version=""))
         elif name == "wandb":
             try:
                 import wandb  # noqa: F401
