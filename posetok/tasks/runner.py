@@ -123,8 +123,9 @@ class _ResumedMetricsWriter(ExperimentWriter):
 
     def save(self) -> None:
         if self._resumed_rows is not None and self.metrics:
-            first = min(int(m["step"]) for m in self.metrics if "step" in m)
-            kept = [r for r in self._resumed_rows if not r.get("step") or int(float(r["step"])) < first]
+            first = min((int(m["step"]) for m in self.metrics if "step" in m), default=None)
+            kept = [r for r in self._resumed_rows
+                    if first is None or not r.get("step") or int(float(r["step"])) < first]
             self._resumed_rows = None
             with self._fs.open(self.metrics_file_path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
