@@ -31,6 +31,7 @@ at cell -1 (an all-zero target); elsewhere targets and weights are MMPose's to f
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -216,7 +217,7 @@ def gaussian_targets(mu: np.ndarray, labelled: np.ndarray, heatmap_size: tuple[i
 # --------------------------------------------------------------------------------------------------------
 
 
-class HeatmapCodecBase:
+class HeatmapCodecBase(ABC):
     """What a heatmap head, its training targets and its decoding share (see the module docstring for frames).
 
     Subclasses set ``type`` (the ``build_heatmap_codec`` key), ``udp`` (which crop warp), ``maps_per_joint``
@@ -264,18 +265,18 @@ class HeatmapCodecBase:
         """Channels the head must produce for ``num_joints`` joints."""
         return self.maps_per_joint * int(num_joints)
 
+    @abstractmethod
     def encode(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         """``(N, K, 3)`` input-pixel keypoints -> training targets, each with a leading ``N`` axis; always
         ``heatmaps`` ``(N, num_outputs(K), H, W)`` and ``target_weights`` ``(N, K)`` float32."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decode(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(N, num_outputs(K), H, W)`` -> keypoints ``(N, K, 2)`` input pixels and scores ``(N, K)``, float32."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decode_tensor(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         """Torch :meth:`decode` for export: same shapes, no Python branch on data (traces to TorchScript/ONNX)."""
-        raise NotImplementedError
 
     def decoder_module(self) -> nn.Module:
         """:meth:`decode_tensor` as an ``nn.Module`` (``heatmaps -> (keypoints, scores)``), for export."""

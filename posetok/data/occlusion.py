@@ -59,8 +59,7 @@ def grid_dropout(image: np.ndarray, rng: np.random.Generator, unit_range: tuple[
     unit = int(rng.integers(unit_range[0], unit_range[1] + 1))
     hole = max(1, int(unit * ratio))
     ox, oy = (int(v) for v in rng.integers(0, unit - hole + 1, size=2))
-    keep = np.ones(image.shape[:2], dtype=bool)
-    for y in range(oy, image.shape[0], unit):
-        for x in range(ox, image.shape[1], unit):
-            keep[y:y + hole, x:x + hole] = False
-    return np.where(keep[..., None], image, np.uint8(0))
+    ys, xs = np.arange(image.shape[0]), np.arange(image.shape[1])
+    rows = (ys >= oy) & ((ys - oy) % unit < hole)  # the first ``hole`` pixels of every unit after the offset
+    cols = (xs >= ox) & ((xs - ox) % unit < hole)
+    return np.where((rows[:, None] & cols[None, :])[..., None], np.uint8(0), image)

@@ -113,7 +113,7 @@ class _ResumedMetricsWriter(ExperimentWriter):
     run resumed from) are dropped, so that each step appears once.
     """
 
-    def _check_log_dir_exists(self) -> None:
+    def _check_log_dir_exists(self) -> None:  # the hook in which Lightning deleted the file: read it instead
         self._resumed_rows: list[dict[str, str]] | None = None
         if self._fs.isfile(self.metrics_file_path):
             with self._fs.open(self.metrics_file_path, "r", newline="") as f:
