@@ -2,6 +2,7 @@ import csv
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -187,3 +188,28 @@ def test_tokenizer_trains_on_an_mpii_file(tmp_path, capsys):
                  f"data.train={ann}", f"out={tmp_path / 'bad'}"])
     err = capsys.readouterr().err
     assert code == 2 and "field 'joints'" in err and "model.skeleton is 'coco17' (use mpii16)" in err
+
+
+class _BatchDigests(L.Callback):
+    """Records a digest of every training batch a run sees."""
+
+    def __init__(self) -> None:
+        self.digests: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.digests.append(round(sum(float(v.double().sum()) for v in batch.values()), 6))
+
+
+def test_a_resumed_run_draws_new_batches_instead_of_replaying_its_first(tmp_path):
+    # Lightning restarts a part-done epoch on resume and does not restore the random state, so without a fresh
+    # seed the resumed steps would see the first steps' samples (order and augmentation) again.
+    args = ("trainer.val_every_n_steps=6", "data.synthetic_train=2000", "optim.vq_start_step=4", "data.batch_size=64")
+    first, second = _BatchDigests(), _BatchDigests()
+    train(tiny_config(tmp_path, "trainer.max_steps=6", *args), callbacks=[first])
+    train(tiny_config(tmp_path, "trainer.max_steps=12", *args), callbacks=[second])
+    assert len(first.digests) == len(second.digests) == 6
+    assert not set(first.digests) & set(second.digests)
+    # A fresh run with the same seed still sees the same batches: the seed is shifted by the resumed step only.
+    again = _BatchDigests()
+    train(tiny_config(tmp_path / "again", "trainer.max_steps=6", *args), callbacks=[again])
+    assert again.digests == first.digests

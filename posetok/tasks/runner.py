@@ -50,6 +50,12 @@ def prepare_run(cfg: DictConfig) -> None:
     # Lightning logs every n-th step counted across epochs, so a small dataset (5 batches an epoch on the
     # bundled frames) is still logged; its warning that it is not would mislead.
     warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
+    # posetok's datasets are random draws and a resumed run reseeds by its step (TimedTask.on_load_checkpoint), so
+    # restarting the part-done epoch loses nothing.
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
+    # Frozen parts (a frozen backbone, the tokenizer's decoder, an image guide) stay in eval mode on purpose:
+    # their train() keeps them there so that batch-norm statistics do not move.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_an_advert not in lightning_info.filters:
         lightning_info.addFilter(_not_an_advert)
@@ -278,6 +284,12 @@ class TimedTask(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
+        # Lightning restarts a part-done epoch on resume and restores no random state, so a resumed run seeded as
+        # at its start would replay its first batches (order and augmentation). Shifting the seed by the step
+        # resumed from draws new ones; this runs before the training loader's iterator (and its workers) exists.
+        step = int(checkpoint.get("global_step", 0))
+        if step:
+            L.seed_everything(int(self.cfg.trainer.seed) + step, workers=True, verbose=False)
 
     def end_of_run_warning(self) -> str | None:
         """A line to print when training has ended in a state the user should know about; None if all is well."""
