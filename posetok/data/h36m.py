@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import PosetokError, field_error
 from ..skeletons import COCO17, H36M17
+from .archives import read_npz_field
 from .h36m_cameras import (
     ALL_SUBJECTS,
     CAMERA_IDS,
@@ -49,7 +50,6 @@ from .h36m_cameras import (
     matrix_to_quaternion,
     normalize_screen,
     quaternion_to_matrix,
-    read_npz_field,
 )
 
 __all__ = [

@@ -1,6 +1,5 @@
 """Human3.6M cameras: the pinhole model with radial and tangential distortion, the published intrinsics of the four
-cameras, screen normalisation, and the readers shared by the Human3.6M loaders (MMPose ``cameras.pkl``, pickled
-fields of VideoPose3D ``.npz`` files).
+cameras, screen normalisation, and the reader of MMPose's ``cameras.pkl``.
 
 Conventions
 -----------
@@ -24,24 +23,21 @@ Conventions
 * **Screen normalisation** (VideoPose3D's): ``xy / w * 2 - [1, h / w]``, so ``x`` spans ``[-1, 1]`` and the aspect
   ratio is kept (:func:`normalize_screen`, :func:`denormalize_screen`).
 
-Pickles: both file forms hold pickled Python objects. They are read with an unpickler that only rebuilds dicts,
-lists, strings, numbers and numpy arrays, so a file cannot run code when loaded.
+Pickles: both file forms hold pickled Python objects. They are read with :func:`posetok.data.archives.safe_unpickle`,
+which only rebuilds dicts, lists, strings, numbers and numpy arrays, so a file cannot run code when loaded.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
-import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import PosetokError, field_error
+from ..errors import PosetokError
+from .archives import safe_unpickle
 
 #: Human3.6M subjects (S2-S4 have no public 3D), the protocol splits.
 ALL_SUBJECTS: tuple[str, ...] = tuple(f"S{i}" for i in range(1, 12))
@@ -317,79 +313,6 @@ def intrinsics_camera(camera: int | str) -> Camera:
     else:
         raise PosetokError(f"unknown Human3.6M camera {camera!r}; use an index 0-3 or one of {', '.join(CAMERA_IDS)}")
     return Camera.from_videopose3d({**entry, "name": f"camera{CAMERA_IDS.index(entry['id']) + 1}"})
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Safe unpickling (cameras.pkl, the pickled fields of VideoPose3D .npz files)
-# ----------------------------------------------------------------------------------------------------------
-
-# What pickles of dicts of numpy arrays refer to (numpy 1.x writes numpy.core, 2.x numpy._core).
-_SAFE_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy", "float64"), ("numpy", "float32"), ("numpy", "int64"),
-    ("_codecs", "encode"), ("collections", "OrderedDict"), ("builtins", "slice"),
-}  # fmt: skip
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _SAFE_GLOBALS:
-            raise pickle.UnpicklingError(f"refers to {module}.{name}")
-        with warnings.catch_warnings():  # numpy 2 warns on the numpy.core alias that old pickles name
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return super().find_class(module, name)
-
-
-def safe_unpickle(data: bytes | io.BufferedIOBase, where: str) -> Any:
-    """Unpickle dicts/lists/strings/numbers/numpy arrays only; anything else is a :class:`PosetokError`."""
-    fp = io.BytesIO(data) if isinstance(data, bytes) else data
-    try:
-        return _SafeUnpickler(fp, encoding="latin1").load()
-    except pickle.UnpicklingError as e:
-        raise PosetokError(f"{where}: not a pickle of plain data ({e}); refusing to load it") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-        raise PosetokError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from None
-
-
-def npz_fields(path: str | os.PathLike) -> list[str]:
-    """The field names of an ``.npz`` archive; a missing or unreadable file is a :class:`PosetokError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise PosetokError(f"{path}: no such file")
-    try:
-        with zipfile.ZipFile(p) as z:
-            return [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-    except (zipfile.BadZipFile, OSError) as e:
-        raise PosetokError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
-
-
-def read_npz_field(path: str | os.PathLike, key: str, pickled: bool) -> Any:
-    """One field of an ``.npz`` archive: a plain array, or (``pickled=True``) the object a 0-d object array holds
-    (``np.savez(f, positions_3d=dict)``), unpickled safely. Errors name the file and the field."""
-    fields = npz_fields(path)
-    if key not in fields:
-        raise field_error(path, key, f"missing; the archive has fields {sorted(fields)}")
-    try:
-        with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fp:
-            version = np.lib.format.read_magic(fp)
-            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = header(fp)
-            if dtype.hasobject != pickled:
-                if pickled:
-                    raise field_error(path, key, f"expected a pickled dict (np.savez of a dict), got a {dtype} array "
-                                                 f"of shape {shape}")
-                raise field_error(path, key, "holds pickled Python objects, expected a plain numeric or text array")
-            if pickled:
-                obj = safe_unpickle(fp, f"{path}: field '{key}'")
-        if not pickled:
-            with np.load(path, allow_pickle=False) as archive:
-                return archive[key]
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise PosetokError(f"{path}: field '{key}': not readable ({type(e).__name__}: {e})") from None
-    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 0:
-        obj = obj.item()
-    return obj
 
 
 def load_mmpose_cameras(path: str | os.PathLike) -> dict[tuple[str, str], Camera]:

@@ -42,7 +42,6 @@ Every window of frames is scaled as a whole and root-centred either as a whole o
 from __future__ import annotations
 
 import os
-import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ import torch
 from ..errors import PosetokError, field_error
 from ..io import atomic_path
 from ..skeletons import Skeleton, get_skeleton
+from .archives import npz_fields, read_npz
 
 #: Channels per keypoint of each ``coords`` value.
 COORDS: dict[str, int] = {"2d": 2, "2d+conf": 3, "3d": 3}
@@ -141,22 +141,10 @@ def load_sequence(path: str | os.PathLike, skeleton: Skeleton | str, dims: int) 
             length or not bool-like.
     """
     sk = _skeleton(skeleton)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise PosetokError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise PosetokError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise PosetokError(f"{path}: not a readable .npz archive (a single .npy array; save with np.savez)")
-    with archive:
-        if "poses" not in archive.files:
-            raise field_error(path, "poses", f"missing; the archive has fields {sorted(archive.files)}")
-        try:
-            poses = archive["poses"]
-            raw_mask = archive["mask"] if "mask" in archive.files else None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise PosetokError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+    raw = read_npz(path, ("poses", "mask"))
+    if "poses" not in raw:
+        raise field_error(path, "poses", f"missing; the archive has fields {sorted(npz_fields(path))}")
+    poses, raw_mask = raw["poses"], raw.get("mask")
 
     if poses.dtype.kind not in "iuf":
         raise field_error(path, "poses", f"expected a numeric array, got dtype {poses.dtype}")

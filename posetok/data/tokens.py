@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import PosetokError
 from ..io import atomic_path
+from .archives import read_npz
 
 
 def save_tokens(path: str | os.PathLike, tokens: np.ndarray, boxes: np.ndarray, image_ids: np.ndarray,
@@ -41,7 +42,7 @@ def load_tokens(path: str | os.PathLike, num_tokens: int, codebook_size: int, sk
     Returns the arrays with ``tokens`` as int64; ``image_ids`` default to ``0..N-1`` when absent.
     """
     path = Path(path)
-    data = _read_npz(path)
+    data = read_npz(path)
     if "kind" in data and str(data["kind"]) == "sequence":
         raise PosetokError(f"{path}: field 'kind': sequence tokens; decode them with a sequence checkpoint")
     for key in ("tokens", "boxes"):
@@ -90,7 +91,7 @@ def load_sequence_tokens(path: str | os.PathLike, skeleton: str, coords: str, co
     checkpoint's token grid are checked by :meth:`~posetok.codecs.sequence.SequenceCodec.decode`.
     """
     path = Path(path)
-    data = _read_npz(path)
+    data = read_npz(path)
     if "kind" not in data or str(data["kind"]) != "sequence":
         raise PosetokError(f"{path}: field 'kind': expected 'sequence' (a file of posetok tokenize with a sequence "
                            f"checkpoint), got {str(data['kind']) if 'kind' in data else 'none'!r}")
@@ -126,13 +127,3 @@ def load_sequence_tokens(path: str | os.PathLike, skeleton: str, coords: str, co
             raise PosetokError(f"{path}: field '{key}': NaN or infinite values")
     params["mask"] = params["mask"].astype(bool)
     return tokens, params
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise PosetokError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise PosetokError(f"{path}: not a readable .npz file ({str(e).splitlines()[0][:100]})") from None

@@ -30,8 +30,8 @@ from omegaconf import OmegaConf
 
 from ...codecs.lifting import LiftingCodec, denormalize_2d, normalize_2d
 from ...config import build_config
+from ...data.archives import npz_fields, read_npz
 from ...data.h36m import TEST_SUBJECTS, load_mmpose_cameras, load_mmpose_h36m, load_videopose3d
-from ...data.h36m_cameras import npz_fields
 from ...errors import PosetokError, field_error
 from ...metrics.mpjpe import frame_errors, mpjve, per_action
 from ...models.lifter import root_joints
@@ -90,10 +90,10 @@ def _videopose3d(path: Path, cfg: Any, actions: list[str] | None) -> EvalSet:
 
 
 def _pairs(path: Path, cfg: Any) -> EvalSet:
-    with np.load(path, allow_pickle=False) as f:
-        p2, p3 = f["poses_2d"], f["poses_3d"]
-        size = tuple(float(v) for v in f["image_size"].ravel()) if "image_size" in f.files else None
-        acts = [str(a) for a in f["action"].ravel()] if "action" in f.files else None
+    f = read_npz(path, ("poses_2d", "poses_3d", "image_size", "action"))
+    p2, p3 = f["poses_2d"], f["poses_3d"]
+    size = tuple(float(v) for v in f["image_size"].ravel()) if "image_size" in f else None
+    acts = [str(a) for a in f["action"].ravel()] if "action" in f else None
     if p2.ndim == 3:
         p2, p3 = p2[None], p3[None]
     k_in, k_out = cfg.model.skeleton_in, cfg.model.skeleton_out

@@ -9,16 +9,15 @@ is 0 or the frame's ``mask`` is False), a 3D-only file.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...data.archives import npz_fields, read_npz, read_npz_field
 from ...data.coco import load_coco_keypoints, load_coco_results
 from ...data.h36m import CAMERA_IDS, H36M_INTRINSICS, action_name, load_mmpose_h36m
-from ...data.h36m_cameras import npz_fields, read_npz_field
 from ...data.json_fields import read_json_file
 from ...errors import PosetokError, field_error
 from ...skeletons import SKELETONS, Skeleton, get_skeleton
@@ -96,18 +95,10 @@ def _image_size(path: object, value: np.ndarray) -> tuple[float, float]:
 def read_sequence(path: str | Path, skeleton: Skeleton) -> Track:
     """A sequence ``.npz``: ``poses`` ``(T, K, 2 or 3)`` pixels (x, y[, conf]); optional ``mask`` ``(T,)``,
     ``image_size`` ``(w, h)``, ``fps``, ``skeleton`` (a layout name, checked against ``skeleton``)."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise PosetokError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise PosetokError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
-    with archive:
-        files = set(archive.files)
-        if "poses" not in files:
-            raise field_error(path, "poses", f"missing; the archive has fields {sorted(files)}")
-        poses = archive["poses"]
-        raw = {k: archive[k] for k in ("mask", "image_size", "fps", "skeleton") if k in files}
+    raw = read_npz(path, ("poses", "mask", "image_size", "fps", "skeleton"))
+    if "poses" not in raw:
+        raise field_error(path, "poses", f"missing; the archive has fields {sorted(npz_fields(path))}")
+    poses = raw.pop("poses")
     if "skeleton" in raw:
         name = str(raw["skeleton"])
         if name not in SKELETONS:
