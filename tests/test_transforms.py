@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posetok.data.transforms import KeypointAugment, affine, half_body, hflip
+from posetok.data.transforms import KeypointAugment, affine, affine_matrices, half_body, hflip
 from posetok.skeletons import COCO17, MPII16
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -162,6 +163,22 @@ def test_affine_box_contains_transformed_inside_joints(batch, angles, scales, sh
     np.testing.assert_allclose(out_boxes[:, 2], grow, rtol=1e-4, atol=1e-2)
 
 
+@SETTINGS
+@given(pose_batches(max_n=8), st.integers(0, 2**32 - 1))
+def test_affine_matrices_are_opencvs_rotation_matrices(batch, seed):
+    _, boxes = batch
+    rng = np.random.default_rng(seed)
+    n = len(boxes)
+    angle, scale, shift = rng.uniform(-180, 180, n), rng.uniform(0.3, 2.0, n), rng.uniform(-0.3, 0.3, (n, 2))
+    mats = affine_matrices(boxes, angle, scale, shift)
+    for i, (x, y, w, h) in enumerate(boxes.astype(np.float64)):
+        ref = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), float(angle[i]), float(scale[i]))
+        ref[:, 2] += shift[i] * (w, h)
+        np.testing.assert_allclose(mats[i, :, :2], ref[:, :2], rtol=0, atol=1e-12)
+        # OpenCV takes the centre as float32 (cv::Point2f); posetok keeps float64: the offsets differ by its rounding
+        np.testing.assert_allclose(mats[i, :, 2], ref[:, 2], rtol=0, atol=1e-4)
+
+
 def test_affine_known_values():
     # Box centre (50, 100). A joint 10 px right of it, rotated by +90 degrees (counter-clockwise on screen,
     # y down) ends 10 px above it; scaling by 2 doubles that; shift (0.5, 0) moves right by half the box
@@ -208,6 +225,51 @@ def test_half_body_box_contains_chosen_half(batch, seed):
             contained = np.all((pts >= lo_box - 1e-3) & (pts <= hi_box + 1e-3))
             matches.append(contained and np.allclose([x0, y0, w, h], exp, atol=1e-2))
         assert any(matches), (i, out_boxes[i])
+
+
+def _half_body_loop(kp, boxes, skeleton, rng, prob, min_joints=3, min_total_joints=8, padding=1.5,
+                    aspect_ratio=None):
+    """The per-sample loop half_body had before it was vectorised: the reference it must equal."""
+    bx = boxes.copy()
+    n = kp.shape[0]
+    attempt, upper_first = rng.random(n) < prob, rng.random(n) < 0.5
+    labelled = kp[..., 2] > 0
+    halves = (np.asarray(skeleton.upper_body), np.asarray(skeleton.lower_body))
+    for i in np.flatnonzero(attempt & (labelled.sum(axis=1) >= min_total_joints)):
+        order = halves if upper_first[i] else halves[::-1]
+        chosen = next((half[labelled[i, half]] for half in order if labelled[i, half].sum() >= min_joints), None)
+        if chosen is None:
+            continue
+        pts = kp[i, chosen, :2].astype(np.float64)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        w, h = hi - lo
+        if w <= 0 and h <= 0:
+            continue
+        if aspect_ratio is not None:
+            if w > aspect_ratio * h:
+                h = w / aspect_ratio
+            else:
+                w = h * aspect_ratio
+        elif w <= 0 or h <= 0:
+            w = h = max(w, h)
+        size = np.array([w, h]) * padding
+        bx[i] = np.concatenate([0.5 * (lo + hi) - 0.5 * size, size]).astype(np.float32)
+    return bx
+
+
+@settings(max_examples=80, deadline=None)
+@given(pose_batches(min_n=1, max_n=12), st.integers(0, 2**32 - 1), st.sampled_from([None, 0.75, 1.0]),
+       st.sampled_from([COCO17, MPII16]), st.booleans())
+def test_half_body_equals_the_per_sample_loop(batch, seed, aspect_ratio, skeleton, degenerate):
+    kp, boxes = batch
+    if skeleton is MPII16:
+        kp = kp[:, :16].copy()
+    if degenerate:  # joints of one half on a line or a point: the zero-extent branches
+        kp[0, :, 1] = kp[0, 0, 1]
+        kp[-1, :, :2] = kp[-1, 0, :2]
+    _, out = half_body(kp, boxes, skeleton, np.random.default_rng(seed), prob=0.7, aspect_ratio=aspect_ratio)
+    ref = _half_body_loop(kp, boxes, skeleton, np.random.default_rng(seed), 0.7, aspect_ratio=aspect_ratio)
+    np.testing.assert_array_equal(out, ref)
 
 
 def test_half_body_known_values():
