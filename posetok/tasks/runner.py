@@ -285,8 +285,9 @@ class TimedTask(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._time_before = float(checkpoint.get("posetok_train_time_s", 0.0))
         # Lightning restarts a part-done epoch on resume and restores no random state, so a resumed run seeded as
-        # at its start would replay its first batches (order and augmentation). Shifting the seed by the step
-        # resumed from draws new ones; this runs before the training loader's iterator (and its workers) exists.
+        # at its start would replay its first batches. Shifting the seed by the step resumed from draws a new
+        # order (shuffle or DistributedSampler, whose seed Lightning takes from seed_everything), so each sample
+        # meets other augmentation draws; this runs before the training loader's iterator exists.
         step = int(checkpoint.get("global_step", 0))
         if step:
             L.seed_everything(int(self.cfg.trainer.seed) + step, workers=True, verbose=False)
