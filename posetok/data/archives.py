@@ -90,14 +90,14 @@ def read_npz_field(path: str | os.PathLike, key: str, pickled: bool) -> Any:
     return obj
 
 
-def read_npz(path: str | os.PathLike, fields: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike, fields: Iterable[str] | None = None,
+             required: Iterable[str] = ()) -> dict[str, np.ndarray]:
     """The plain (unpickled) arrays of an ``.npz`` archive: all of them, or those of ``fields`` it has.
 
-    Whether a field must be there is the caller's to say (with the file's own field names in the message).
-
     Raises:
-        PosetokError: no such file; not a zip archive of ``.npy`` arrays (a single ``.npy`` file included); an
-            array that cannot be read or holds pickled objects (the message names the field).
+        PosetokError: no such file; not a zip archive of ``.npy`` arrays (a single ``.npy`` file included); a
+            field of ``required`` missing (the message lists the archive's fields); an array that cannot be read
+            or holds pickled objects (the message names the field).
     """
     try:
         archive = np.load(path, allow_pickle=False)
@@ -108,6 +108,9 @@ def read_npz(path: str | os.PathLike, fields: Iterable[str] | None = None) -> di
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise PosetokError(f"{path}: not a readable .npz archive (a single .npy array; save with np.savez)")
     with archive:
+        for key in required:
+            if key not in archive.files:
+                raise field_error(path, key, f"missing; the archive has fields {sorted(archive.files)}")
         wanted = archive.files if fields is None else [f for f in fields if f in archive.files]
         out = {}
         for key in wanted:

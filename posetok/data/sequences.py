@@ -53,7 +53,7 @@ import torch
 from ..errors import PosetokError, field_error
 from ..io import atomic_path
 from ..skeletons import Skeleton, get_skeleton
-from .archives import npz_fields, read_npz
+from .archives import read_npz
 
 #: Channels per keypoint of each ``coords`` value.
 COORDS: dict[str, int] = {"2d": 2, "2d+conf": 3, "3d": 3}
@@ -141,9 +141,7 @@ def load_sequence(path: str | os.PathLike, skeleton: Skeleton | str, dims: int) 
             length or not bool-like.
     """
     sk = _skeleton(skeleton)
-    raw = read_npz(path, ("poses", "mask"))
-    if "poses" not in raw:
-        raise field_error(path, "poses", f"missing; the archive has fields {sorted(npz_fields(path))}")
+    raw = read_npz(path, ("poses", "mask"), required=("poses",))
     poses, raw_mask = raw["poses"], raw.get("mask")
 
     if poses.dtype.kind not in "iuf":

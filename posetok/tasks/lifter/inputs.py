@@ -95,9 +95,7 @@ def _image_size(path: object, value: np.ndarray) -> tuple[float, float]:
 def read_sequence(path: str | Path, skeleton: Skeleton) -> Track:
     """A sequence ``.npz``: ``poses`` ``(T, K, 2 or 3)`` pixels (x, y[, conf]); optional ``mask`` ``(T,)``,
     ``image_size`` ``(w, h)``, ``fps``, ``skeleton`` (a layout name, checked against ``skeleton``)."""
-    raw = read_npz(path, ("poses", "mask", "image_size", "fps", "skeleton"))
-    if "poses" not in raw:
-        raise field_error(path, "poses", f"missing; the archive has fields {sorted(npz_fields(path))}")
+    raw = read_npz(path, ("poses", "mask", "image_size", "fps", "skeleton"), required=("poses",))
     poses = raw.pop("poses")
     if "skeleton" in raw:
         name = str(raw["skeleton"])
